@@ -1,0 +1,1 @@
+"""Pure domain logic: no Flask, Connexion, Peewee or I/O."""
