@@ -173,9 +173,7 @@ def _parse_number(value: object, field: str, dimension: str) -> Decimal:
 
 
 def _message_time(records: tuple[OmsRecord, ...]) -> datetime:
-    candidates = [
-        r for r in records if r.dimension == MESSAGE_TIME_DIMENSION and r.storagenr == CURRENT_STORAGE
-    ]
+    candidates = [r for r in records if r.dimension == MESSAGE_TIME_DIMENSION and r.storagenr == CURRENT_STORAGE]
     if not candidates:
         raise InvalidInput(
             f"data: no {MESSAGE_TIME_DIMENSION!r} record with storagenr 0; "

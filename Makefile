@@ -1,0 +1,59 @@
+# The commands people type. Only Python 3.11 and make are needed: the rest is installed in .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+HOST ?= 0.0.0.0
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST_ARGS ?=
+
+.PHONY: run install install-dev test lint format fuzz bench bench-quick migrate demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+## make run: install, migrate, load the demo week once, serve with uvicorn on $(PORT)
+run: install
+	$(BIN)/python src/cli.py demo
+	AUTO_MIGRATE=0 $(BIN)/uvicorn --app-dir src --factory app:create_app \
+		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+
+migrate: install
+	$(BIN)/python src/cli.py migrate
+
+## make test: install, run the whole suite (PostgreSQL too when TEST_DATABASE_URL is set)
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## make fuzz: schemathesis over every operation against a live server on a scratch database
+fuzz: install-dev
+	$(BIN)/python tests/fuzz.py
+
+bench: install-dev
+	$(BIN)/python bench/run.py
+
+bench-quick: install-dev
+	$(BIN)/python bench/run.py --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,66 @@
+"""Builds the service: `create_app(config)` returns a connexion.FlaskApp (an ASGI app).
+
+Serve it with uvicorn (`make run`), or `python src/app.py` for a single process on port 5000.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import connexion
+from connexion.options import SwaggerUIOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import errors  # noqa: E402
+from config import Config  # noqa: E402
+from jsonify import jsonifier  # noqa: E402
+from repository import db, migrations  # noqa: E402
+from repository import readings as readings_repo  # noqa: E402
+from validation import validator_map  # noqa: E402
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
+log = logging.getLogger("joi")
+
+
+def prepare_database(config: Config) -> None:
+    """Open the database, apply pending migrations, and rebuild rollups if the gap rule changed."""
+    db.open_database(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
+    try:
+        applied = migrations.migrate()
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        if not readings_repo.rollups_match(config.max_reading_gap_seconds):
+            rebuilt = readings_repo.rebuild_rollups(config.max_reading_gap_seconds)
+            log.info("rebuilt hourly rollups of %d meters", rebuilt)
+    finally:
+        db.close()
+
+
+def create_app(config: Config | None = None) -> connexion.FlaskApp:
+    config = config or Config.from_env()
+    if config.auto_migrate:
+        prepare_database(config)
+    else:
+        db.open_database(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
+    app = connexion.FlaskApp(__name__, specification_dir=SPEC_DIR, jsonifier=jsonifier())
+    app.add_api(
+        "openapi.yaml",
+        pythonic_params=True,
+        validate_responses=config.validate_responses,
+        validator_map=validator_map(),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
+    )
+    app.app.config["SETTINGS"] = config
+    app.app.before_request(db.connect)
+    app.app.teardown_request(lambda _error: db.close())
+    errors.register(app)
+    return app
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))

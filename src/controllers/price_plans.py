@@ -1,0 +1,55 @@
+"""Price plans: list, compare-all and recommend for a meter."""
+
+from __future__ import annotations
+
+from controllers.context import settings
+from controllers.readings import check_window
+from controllers.responses import json_response
+from domain import tariffs
+from domain.errors import NotFound
+from repository import accounts
+from repository import readings as readings_repo
+
+
+def list_plans():
+    return json_response(
+        [
+            {
+                "pricePlanId": plan.plan_id,
+                "supplier": plan.supplier,
+                "unitRate": plan.unit_rate,
+                "standingChargePerDay": plan.standing_charge_per_day,
+                "timeZone": plan.time_zone,
+                "dayOfWeekMultipliers": dict(zip(tariffs.WEEKDAYS, plan.day_multipliers, strict=True)),
+            }
+            for plan in accounts.price_plans()
+        ]
+    )
+
+
+def compare_all(smart_meter_id: str, from_: int | None = None, to: int | None = None):
+    comparison = _compare(smart_meter_id, from_, to)
+    return json_response({"pricePlanId": comparison.current_plan_id, "pricePlanComparisons": _costs_json(comparison)})
+
+
+def recommend(smart_meter_id: str, limit: int | None = None, from_: int | None = None, to: int | None = None):
+    return json_response(_costs_json(tariffs.recommend(_compare(smart_meter_id, from_, to), limit)))
+
+
+def _compare(meter_id: str, from_: int | None, to: int | None) -> tariffs.PlanComparison:
+    check_window(from_, to)
+    bounds = readings_repo.period(meter_id)
+    if bounds is None:
+        raise NotFound(f"meter {meter_id!r} has no readings")
+    # An open side of the window ends at the meter's data, never before the other side.
+    start = from_ if from_ is not None else bounds[0] if to is None else min(bounds[0], to)
+    end = to if to is not None else max(bounds[1], start)
+    plans = accounts.price_plans()
+    energy = readings_repo.weekday_energy(
+        meter_id, {plan.time_zone for plan in plans}, start, end, settings().max_reading_gap_seconds
+    )
+    return tariffs.compare(plans, energy, (start, end), accounts.plan_id_for_meter(meter_id))
+
+
+def _costs_json(comparison: tariffs.PlanComparison) -> list[dict]:
+    return [{plan_id: cost} for plan_id, cost in comparison.costs]

@@ -1,0 +1,36 @@
+"""JOI Energy readings: POST /readings/store, GET /readings/read/{smartMeterId}."""
+
+from __future__ import annotations
+
+from controllers.context import now, settings
+from controllers.responses import json_response
+from domain.errors import InvalidInput, NotFound
+from domain.usage import Reading, check_readings, latest_per_time
+from repository import readings as readings_repo
+
+
+def store(body: dict):
+    config = settings()
+    meter_id = body["smartMeterId"]
+    readings = [Reading(item["time"], float(item["reading"])) for item in body["electricityReadings"]]
+    check_readings(readings, now=now(), max_future_skew=config.max_future_skew_seconds)
+    stored = latest_per_time(readings)
+    readings_repo.store(meter_id, stored, config.max_reading_gap_seconds)
+    return json_response({"smartMeterId": meter_id, "electricityReadings": [_reading_json(r) for r in stored]})
+
+
+def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):
+    check_window(from_, to)
+    samples = readings_repo.samples_between(smart_meter_id, from_, to)
+    if not samples and readings_repo.period(smart_meter_id) is None:
+        raise NotFound(f"meter {smart_meter_id!r} has no readings")
+    return json_response([_reading_json(r) for r in samples])
+
+
+def check_window(from_: int | None, to: int | None) -> None:
+    if from_ is not None and to is not None and from_ > to:
+        raise InvalidInput(f"from ({from_}) must not be after to ({to})", field="from")
+
+
+def _reading_json(reading: Reading) -> dict:
+    return {"time": reading.time, "reading": reading.reading}

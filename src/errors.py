@@ -1,0 +1,35 @@
+"""Errors become HTTP here, and only here, as application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+
+from connexion import FlaskApp
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.problem import problem
+
+from domain.errors import DomainError
+from repository.db import UNAVAILABLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+def domain_error(request: ConnexionRequest, error: DomainError) -> ConnexionResponse:
+    extra = {"field": error.field} if error.field else None
+    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra)
+
+
+def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    log.warning("database unavailable: %s", error)
+    return problem(
+        status=503,
+        title="Service Unavailable",
+        detail="The database cannot be reached right now; nothing was changed. Retry shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def register(app: FlaskApp) -> None:
+    app.add_error_handler(DomainError, domain_error)
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_error_handler(error_type, database_unavailable)

@@ -1,0 +1,107 @@
+"""Schema and reference data of the JOI Energy area (readings, hourly energy rollups, plans, accounts)."""
+
+from __future__ import annotations
+
+import json
+
+import peewee
+
+LONDON = "Europe/London"
+
+
+def _initial_schema(migrator, db: peewee.Database) -> None:
+    # Clustered by primary key on SQLite (a PostgreSQL primary key is its own index already).
+    clustered = isinstance(db, peewee.SqliteDatabase)
+
+    class Base(peewee.Model):
+        class Meta:
+            database = db
+
+    class MeterReading(Base):
+        meter_id = peewee.CharField(max_length=128)
+        time = peewee.BigIntegerField()
+        reading = peewee.DoubleField()
+
+        class Meta:
+            table_name = "meter_readings"
+            primary_key = peewee.CompositeKey("meter_id", "time")
+            without_rowid = clustered
+
+    class EnergyHour(Base):
+        meter_id = peewee.CharField(max_length=128)
+        hour_start = peewee.BigIntegerField()
+        kwh = peewee.DoubleField()
+
+        class Meta:
+            table_name = "energy_hours"
+            primary_key = peewee.CompositeKey("meter_id", "hour_start")
+            without_rowid = clustered
+
+    class PricePlan(Base):
+        plan_id = peewee.CharField(primary_key=True, max_length=64)
+        supplier = peewee.CharField(max_length=200)
+        unit_rate = peewee.DoubleField()
+        standing_charge_per_day = peewee.DoubleField(default=0.0)
+        time_zone = peewee.CharField(max_length=64, default="UTC")
+        day_multipliers = peewee.TextField()
+
+        class Meta:
+            table_name = "price_plans"
+
+    class Account(Base):
+        meter_id = peewee.CharField(primary_key=True, max_length=128)
+        owner = peewee.CharField(max_length=200)
+        plan = peewee.ForeignKeyField(PricePlan, column_name="plan_id", on_delete="RESTRICT")
+
+        class Meta:
+            table_name = "accounts"
+
+    class Setting(Base):
+        key = peewee.CharField(primary_key=True, max_length=100)
+        value = peewee.TextField()
+
+        class Meta:
+            table_name = "settings"
+
+    db.create_tables([MeterReading, EnergyHour, PricePlan, Account, Setting])
+
+    flat = json.dumps([1.0] * 7)
+    PricePlan.insert_many(
+        [
+            dict(
+                plan_id="price-plan-0",
+                supplier="Dr Evil's Dark Energy",
+                unit_rate=10.0,
+                day_multipliers=flat,
+                time_zone=LONDON,
+            ),
+            dict(
+                plan_id="price-plan-1",
+                supplier="The Green Eco",
+                unit_rate=2.0,
+                day_multipliers=flat,
+                time_zone=LONDON,
+            ),
+            dict(
+                plan_id="price-plan-2",
+                supplier="Power for Everyone",
+                unit_rate=1.0,
+                day_multipliers=flat,
+                time_zone=LONDON,
+            ),
+        ]
+    ).execute()
+    Account.insert_many(
+        [
+            dict(meter_id="smart-meter-0", owner="Sarah", plan="price-plan-0"),
+            dict(meter_id="smart-meter-1", owner="Peter", plan="price-plan-1"),
+            dict(meter_id="smart-meter-2", owner="Charlie", plan="price-plan-0"),
+            dict(meter_id="smart-meter-3", owner="Andrea", plan="price-plan-2"),
+            dict(meter_id="smart-meter-4", owner="Alex", plan="price-plan-1"),
+        ]
+    ).execute()
+
+
+MIGRATIONS = [
+    ("joi_0001_readings_rollups_plans_accounts", _initial_schema),
+]

@@ -1,0 +1,209 @@
+"""The JOI Energy API as the seed documents it, through HTTP, on SQLite and PostgreSQL."""
+
+import time
+
+import pytest
+
+SEED_BODY = {
+    "smartMeterId": "smart-meter-0",
+    "electricityReadings": [
+        {"time": 1606636800, "reading": 0.0503},
+        {"time": 1606636860, "reading": 0.0621},
+        {"time": 1606636920, "reading": 0.0222},
+        {"time": 1606636980, "reading": 0.0423},
+        {"time": 1606637040, "reading": 0.0191},
+    ],
+}
+
+
+def store(client, meter, readings):
+    body = {"smartMeterId": meter, "electricityReadings": [{"time": t, "reading": r} for t, r in readings]}
+    return client.post("/readings/store", json=body)
+
+
+def test_the_seed_store_example_answers_the_stored_readings_in_the_seed_shape(client):
+    response = client.post("/readings/store", json=SEED_BODY)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == SEED_BODY
+
+
+def test_stored_readings_read_back_sorted_by_time(client):
+    store(client, "m-1", [(300, 3.0), (100, 1.0), (200, 2.0)])
+    response = client.get("/readings/read/m-1")
+    assert response.status_code == 200
+    assert response.json() == [
+        {"time": 100, "reading": 1.0},
+        {"time": 200, "reading": 2.0},
+        {"time": 300, "reading": 3.0},
+    ]
+
+
+def test_posting_a_reading_again_replaces_its_value(client):
+    store(client, "m-1", [(100, 1.0), (200, 2.0)])
+    store(client, "m-1", [(200, 5.0)])
+    assert client.get("/readings/read/m-1").json() == [{"time": 100, "reading": 1.0}, {"time": 200, "reading": 5.0}]
+
+
+def test_a_time_repeated_within_one_batch_keeps_the_last_value(client):
+    response = store(client, "m-1", [(100, 1.0), (100, 4.0)])
+    assert response.json()["electricityReadings"] == [{"time": 100, "reading": 4.0}]
+
+
+def test_from_and_to_narrow_the_readings_window(client):
+    store(client, "m-1", [(100, 1.0), (200, 2.0), (300, 3.0)])
+    assert client.get("/readings/read/m-1?from=150&to=300").json() == [
+        {"time": 200, "reading": 2.0},
+        {"time": 300, "reading": 3.0},
+    ]
+
+
+def test_a_meter_without_readings_is_a_404_problem(client):
+    response = client.get("/readings/read/nobody")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "nobody" in response.json()["detail"]
+
+
+def test_compare_all_prices_35_and_5_kw_half_an_hour_apart_at_10_20_and_100(client):
+    store(client, "smart-meter-0", [(1606636800, 35), (1606638600, 5)])
+    response = client.get("/price-plans/compare-all/smart-meter-0")
+    assert response.status_code == 200
+    assert response.json() == {
+        "pricePlanId": "price-plan-0",
+        "pricePlanComparisons": [{"price-plan-2": 10.0}, {"price-plan-1": 20.0}, {"price-plan-0": 100.0}],
+    }
+
+
+def test_compare_all_for_a_meter_without_an_account_has_a_null_plan(client):
+    store(client, "stranger", [(0, 1.0), (3600, 1.0)])
+    body = client.get("/price-plans/compare-all/stranger").json()
+    assert body["pricePlanId"] is None
+    assert body["pricePlanComparisons"][0] == {"price-plan-2": pytest.approx(1.0)}
+
+
+def test_recommend_cuts_the_list_to_the_limit(client):
+    store(client, "smart-meter-0", [(1606636800, 35), (1606638600, 5)])
+    response = client.get("/price-plans/recommend/smart-meter-0?limit=2")
+    assert response.json() == [{"price-plan-2": 10.0}, {"price-plan-1": 20.0}]
+    assert len(client.get("/price-plans/recommend/smart-meter-0").json()) == 3
+
+
+def test_compare_all_prices_only_the_window_when_from_and_to_are_given(client):
+    store(client, "m-1", [(0, 2.0), (3600, 2.0), (7200, 2.0)])
+    body = client.get("/price-plans/compare-all/m-1?from=1800&to=5400").json()
+    assert body["pricePlanComparisons"][0] == {"price-plan-2": pytest.approx(2.0)}
+
+
+def test_a_late_reading_in_the_middle_updates_the_comparison(client):
+    store(client, "m-1", [(0, 1.0), (3600, 1.0)])
+    store(client, "m-1", [(1800, 3.0)])  # the half hours become trapezoids of 1 and 3 kW
+    body = client.get("/price-plans/compare-all/m-1").json()
+    assert body["pricePlanComparisons"][0] == {"price-plan-2": pytest.approx(2.0)}
+
+
+def test_a_gap_longer_than_an_hour_is_not_billed(client):
+    store(client, "m-1", [(0, 1.0), (3600, 1.0), (3 * 3600, 100.0)])
+    body = client.get("/price-plans/compare-all/m-1").json()
+    assert body["pricePlanComparisons"][0] == {"price-plan-2": pytest.approx(1.0)}
+
+
+def test_price_plans_lists_supplier_rate_multipliers_and_standing_charge(client):
+    plans = client.get("/price-plans").json()
+    assert [plan["pricePlanId"] for plan in plans] == ["price-plan-0", "price-plan-1", "price-plan-2"]
+    assert plans[0]["supplier"] == "Dr Evil's Dark Energy"
+    assert plans[0]["unitRate"] == 10.0
+    assert plans[0]["dayOfWeekMultipliers"]["SUNDAY"] == 1.0
+    assert plans[0]["standingChargePerDay"] == 0.0
+
+
+def test_health_answers_ok_when_the_database_answers(client):
+    assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+
+
+def test_the_spec_and_swagger_ui_are_served(client):
+    spec = client.get("/openapi.json").json()
+    assert "/readings/store" in spec["paths"]
+    assert client.get("/ui/").status_code == 200
+
+
+BAD_BODIES = {
+    "missing meter id": {"electricityReadings": [{"time": 1, "reading": 1}]},
+    "missing readings": {"smartMeterId": "m-1"},
+    "extra field": {"smartMeterId": "m-1", "electricityReadings": [], "x": 1},
+    "extra reading field": {"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": 1, "unit": "W"}]},
+    "empty batch": {"smartMeterId": "m-1", "electricityReadings": []},
+    "reading as string": {"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": "1"}]},
+    "time as float": {"smartMeterId": "m-1", "electricityReadings": [{"time": 1.5, "reading": 1}]},
+    "negative reading": {"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": -0.1}]},
+    "time before 1970": {"smartMeterId": "m-1", "electricityReadings": [{"time": -1, "reading": 1}]},
+    "empty meter id": {"smartMeterId": "", "electricityReadings": [{"time": 1, "reading": 1}]},
+    "meter id too long": {"smartMeterId": "m" * 129, "electricityReadings": [{"time": 1, "reading": 1}]},
+    "meter id with a slash": {"smartMeterId": "a/b", "electricityReadings": [{"time": 1, "reading": 1}]},
+    "meter id with a space": {"smartMeterId": "a b", "electricityReadings": [{"time": 1, "reading": 1}]},
+    "body is a list": [],
+}
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_a_bad_body_is_a_400_problem_and_stores_nothing(client, body):
+    response = client.post("/readings/store", json=body)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+    assert client.get("/readings/read/m-1").status_code == 404
+
+
+def test_the_problem_names_the_offending_field(client):
+    response = client.post(
+        "/readings/store", json={"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": -2}]}
+    )
+    assert "electricityReadings[0].reading" in response.json()["detail"]
+
+
+def test_an_oversized_batch_is_refused(client):
+    readings = [{"time": t, "reading": 1.0} for t in range(10_001)]
+    response = client.post("/readings/store", json={"smartMeterId": "m-1", "electricityReadings": readings})
+    assert response.status_code == 400
+    assert "electricityReadings" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_readings_are_refused(client, literal):
+    body = b'{"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": ' + literal + b"}]}"
+    response = client.post("/readings/store", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_a_body_that_is_not_json_is_refused(client):
+    response = client.post("/readings/store", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "JSON" in response.json()["detail"]
+
+
+def test_a_reading_more_than_a_day_in_the_future_is_refused_and_the_batch_is_not_stored(client):
+    future = int(time.time()) + 2 * 86_400
+    response = store(client, "m-1", [(100, 1.0), (future, 1.0)])
+    assert response.status_code == 400
+    assert response.json()["field"] == "electricityReadings[1].time"
+    assert client.get("/readings/read/m-1").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/price-plans/recommend/smart-meter-0?limit=0",
+        "/price-plans/recommend/smart-meter-0?limit=abc",
+        "/price-plans/compare-all/smart-meter-0?from=10&to=5",
+        "/readings/read/smart-meter-0?from=-1",
+    ],
+)
+def test_bad_query_parameters_are_400(client, url):
+    store(client, "smart-meter-0", [(0, 1.0), (60, 1.0)])
+    assert client.get(url).status_code == 400
+
+
+def test_unknown_paths_are_404_and_wrong_methods_405(client):
+    assert client.get("/nowhere").status_code == 404
+    assert client.delete("/readings/store").status_code == 405
+    assert client.get("/readings/store").status_code == 405

@@ -1,0 +1,69 @@
+"""The readings repository on a real database (SQLite always, PostgreSQL when configured)."""
+
+import peewee
+import pytest
+
+from domain.usage import Reading, energy_by_hour, usage
+from repository import readings as readings_repo
+
+GAP = 3600
+
+
+def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
+    original = readings_repo._refresh_hours
+
+    def explode(*args):
+        original(*args)
+        raise peewee.OperationalError("disk full")
+
+    monkeypatch.setattr(readings_repo, "_refresh_hours", explode)
+    with pytest.raises(peewee.OperationalError):
+        readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 1000, 10)], GAP)
+    assert readings_repo.period("m") is None
+    assert readings_repo.EnergyHour.select().count() == 0
+
+
+def test_rollups_equal_the_energy_of_the_raw_samples_after_out_of_order_writes(database):
+    samples = [Reading(t, 1 + (t // 60) % 5) for t in range(0, 6 * 3600, 60)]
+    readings_repo.store("m", samples[::2], GAP)
+    readings_repo.store("m", samples[1::2][::-1], GAP)
+    readings_repo.store("m", [Reading(7 * 3600, 3.0)], GAP)  # closes the last hour
+    stored = readings_repo.samples_between("m")
+    expected = energy_by_hour(stored, GAP, 0, 8 * 3600)
+    rollups = {row.hour_start: row.kwh for row in readings_repo.EnergyHour.select()}
+    assert rollups.keys() == expected.keys()
+    for hour, kwh in expected.items():
+        assert rollups[hour] == pytest.approx(kwh)
+    assert sum(rollups.values()) == pytest.approx(usage(stored, GAP).kwh)
+
+
+def test_weekday_energy_matches_the_raw_integral_for_any_window(database):
+    samples = [Reading(t, 1.0 + (t % 7)) for t in range(0, 3 * 86_400, 300)]
+    readings_repo.store("m", samples, GAP)
+    for start, end in [(0, 3 * 86_400), (1234, 200_000), (5000, 5100), (86_000, 90_000)]:
+        energy = readings_repo.weekday_energy("m", ["UTC", "Asia/Tokyo"], start, end, GAP)
+        expected = sum(energy_by_hour(samples, GAP, start, end).values())
+        assert sum(energy["UTC"].values()) == pytest.approx(expected)
+        assert sum(energy["Asia/Tokyo"].values()) == pytest.approx(expected)
+
+
+def test_weekday_energy_books_hours_to_the_local_weekday(database):
+    # 1970-01-04 was a Sunday. 23:00-24:00 UTC that Sunday is Monday 08:00 in Tokyo.
+    sunday_23h = 3 * 86_400 + 23 * 3600
+    readings_repo.store("m", [Reading(sunday_23h, 1.0), Reading(sunday_23h + 3600, 1.0)], GAP)
+    energy = readings_repo.weekday_energy("m", ["UTC", "Asia/Tokyo"], sunday_23h, sunday_23h + 3600, GAP)
+    assert energy["UTC"] == {6: pytest.approx(1.0)}
+    assert energy["Asia/Tokyo"] == {0: pytest.approx(1.0)}
+
+
+def test_rebuilding_rollups_with_another_gap_rule_changes_the_energy(database):
+    readings_repo.store("m", [Reading(0, 1.0), Reading(7200, 1.0)], GAP)
+    assert readings_repo.EnergyHour.select().count() == 0
+    readings_repo.rebuild_rollups(7200)
+    assert readings_repo.rollups_match(7200)
+    assert sum(row.kwh for row in readings_repo.EnergyHour.select()) == pytest.approx(2.0)
+
+
+def test_a_batch_larger_than_one_insert_chunk_is_stored_whole(database):
+    readings_repo.store("m", [Reading(t, 0.5) for t in range(0, 2500 * 60, 60)], GAP)
+    assert len(readings_repo.samples_between("m")) == 2500
