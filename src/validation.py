@@ -13,7 +13,7 @@ import typing as t
 import jsonschema_rs
 import orjson
 from connexion.exceptions import BadRequestProblem
-from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, MediaTypeDict
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, MediaTypeDict, ParameterValidator
 
 _compiled: dict[int, tuple[dict, jsonschema_rs.Draft4Validator]] = {}
 
@@ -67,7 +67,18 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
             raise BadRequestProblem(detail=f"{location}: {error.message}" if location else error.message) from None
 
 
+class ConciseParameterValidator(ParameterValidator):
+    """Connexion reports a bad parameter with jsonschema's multi-line dump; callers get one line naming it."""
+
+    @staticmethod
+    def validate_parameter(parameter_type, value, param, param_name=None):
+        error = ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
+        if error and "\n" in error:
+            return f"{parameter_type} parameter '{param_name or param.get('name')}': {error.splitlines()[0]}"
+        return error
+
+
 def validator_map() -> dict:
     body = dict(VALIDATOR_MAP["body"])
     body["*/*json"] = CompiledJSONBodyValidator
-    return {**VALIDATOR_MAP, "body": MediaTypeDict(body)}
+    return {**VALIDATOR_MAP, "parameter": ConciseParameterValidator, "body": MediaTypeDict(body)}

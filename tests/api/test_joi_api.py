@@ -207,3 +207,8 @@ def test_unknown_paths_are_404_and_wrong_methods_405(client):
     assert client.get("/nowhere").status_code == 404
     assert client.delete("/readings/store").status_code == 405
     assert client.get("/readings/store").status_code == 405
+
+
+def test_a_bad_query_parameter_is_named_in_one_line(client):
+    response = client.get("/price-plans/recommend/smart-meter-0?limit=0")
+    assert response.json()["detail"] == "query parameter 'limit': 0 is less than the minimum of 1"
