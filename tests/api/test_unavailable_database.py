@@ -1,0 +1,27 @@
+"""A database that cannot be reached is a 503 that says so, never a 500."""
+
+import pytest
+
+from app import create_app
+from config import Config
+from repository import db
+
+
+@pytest.fixture
+def offline_client():
+    app = create_app(Config(database_url="postgresql://postgres@127.0.0.1:1/none", auto_migrate=False))
+    with app.test_client() as client:
+        yield client
+    db.close_all()
+
+
+def test_health_is_503_when_the_database_does_not_answer(offline_client):
+    response = offline_client.get("/health")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_read_is_503_with_a_retry_hint_when_the_database_does_not_answer(offline_client):
+    response = offline_client.get("/readings/read/smart-meter-0")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
