@@ -159,7 +159,12 @@ def _parse_datetime(value: object, field: str, dimension: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(problem, field=field) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    try:
+        _as_utc(parsed)  # 0001-01-01T00:00+01:00 has no UTC instant; fingerprint and ordering need one
+    except OverflowError:
+        raise InvalidInput(f"{field}: {value!r} is out of the representable date range", field=field) from None
+    return parsed
 
 
 def _parse_number(value: object, field: str, dimension: str) -> Decimal:
