@@ -84,25 +84,26 @@ def hour_of(time: int) -> int:
     return time - time % HOUR
 
 
-def energy_by_hour(samples: Sequence[Reading], max_gap: int, start: int, end: int) -> dict[int, float]:
+def energy_by_hour(samples: Sequence[tuple[int, float]], max_gap: int, start: int, end: int) -> dict[int, float]:
     """kWh per UTC hour start for the part of each interval that lies in [start, end).
 
-    `samples` must be sorted by time and unique per time. Power is interpolated linearly inside an
-    interval, so an interval that crosses an hour boundary is split exactly at it.
+    `samples` are (time, kW) pairs such as `Reading`s, sorted by time and unique per time. Power is
+    interpolated linearly inside an interval, so an interval that crosses an hour boundary is split
+    exactly at it.
     """
     energy: dict[int, float] = {}
-    for before, after in zip(samples, samples[1:], strict=False):
-        elapsed = after.time - before.time
-        if elapsed <= 0 or elapsed > max_gap or after.time <= start or before.time >= end:
+    for (t1, r1), (t2, r2) in zip(samples, samples[1:], strict=False):
+        elapsed = t2 - t1
+        if elapsed <= 0 or elapsed > max_gap or t2 <= start or t1 >= end:
             continue
-        slope = (after.reading - before.reading) / elapsed
-        piece_start = max(before.time, start)
-        stop = min(after.time, end)
+        slope = (r2 - r1) / elapsed
+        piece_start = max(t1, start)
+        stop = min(t2, end)
         while piece_start < stop:
-            piece_end = min(hour_of(piece_start) + HOUR, stop)
-            p1 = before.reading + slope * (piece_start - before.time)
-            p2 = before.reading + slope * (piece_end - before.time)
-            bucket = hour_of(piece_start)
+            bucket = piece_start - piece_start % HOUR
+            piece_end = min(bucket + HOUR, stop)
+            p1 = r1 + slope * (piece_start - t1)
+            p2 = r1 + slope * (piece_end - t1)
             energy[bucket] = energy.get(bucket, 0.0) + (p1 + p2) / 2 * (piece_end - piece_start) / HOUR
             piece_start = piece_end
     return energy

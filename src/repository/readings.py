@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -10,10 +11,8 @@ import peewee
 from domain.tariffs import offset_segments, weekday_at
 from domain.usage import HOUR, Reading, affected_hour_ranges, energy_by_hour, hour_of
 from repository import settings
-from repository.db import BaseModel, database, write_transaction
+from repository.db import BaseModel, database, is_sqlite, write_transaction
 
-# Rows per INSERT statement: 3 parameters a row stays far below every SQLite build's variable limit.
-CHUNK_ROWS = 300
 ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
 WEEK = 7 * 86_400
 
@@ -40,45 +39,98 @@ class EnergyHour(BaseModel):
         primary_key = peewee.CompositeKey("meter_id", "hour_start")
 
 
-def _chunks(rows: Sequence, size: int = CHUNK_ROWS):
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+# The write path below runs raw SQL through the cursor instead of Peewee queries: building a
+# 1,000-row INSERT with Peewee cost more CPU than everything else in POST /readings/store together
+# (profile in bench/results.md). The statements are plain SQL that SQLite and PostgreSQL share; only
+# the placeholder and the bulk-insert call differ. Reads on the hot path use the cursor too.
 
 
-def store(meter_id: str, readings: Sequence[Reading], max_gap: int) -> None:
+def _param() -> str:
+    return database.param
+
+
+def _insert_rows(sql_prefix: str, sql_suffix: str, row_width: int, rows: Sequence[tuple]) -> None:
+    """INSERT … VALUES (…) rows …: one prepared statement run per row on SQLite (sqlite3 re-binds it
+    in C), multi-row VALUES pages on PostgreSQL (psycopg2's executemany is one round trip per row)."""
+    if not rows:
+        return
+    cursor = database.cursor()
+    if is_sqlite():
+        cursor.executemany(f"{sql_prefix} ({', '.join('?' * row_width)}) {sql_suffix}", rows)
+    else:
+        from psycopg2.extras import execute_values
+
+        execute_values(cursor, f"{sql_prefix} %s {sql_suffix}", rows, page_size=1000)
+
+
+def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
     """Upsert the samples (a repeated time replaces the value) and refresh the hours they touch, atomically."""
-    rows = [(meter_id, reading.time, reading.reading) for reading in readings]
-    fields = [MeterReading.meter_id, MeterReading.time, MeterReading.reading]
+    latest = {time: value for time, value in readings}  # the value sent last wins, as with one upsert per row
+    new = sorted(latest.items())
+    if not new:
+        return
+    ranges = affected_hour_ranges(latest.keys(), max_gap)
     with write_transaction():
-        for chunk in _chunks(rows):
-            MeterReading.insert_many(chunk, fields=fields).on_conflict(
-                conflict_target=[MeterReading.meter_id, MeterReading.time],
-                preserve=[MeterReading.reading],
-            ).execute()
-        for first_hour, last_hour in affected_hour_ranges((r.time for r in readings), max_gap):
-            _refresh_hours(meter_id, first_hour, last_hour, max_gap)
+        # The samples already stored around each affected range are read before the upsert and merged
+        # with the new ones in memory, so the rows just written are not read back.
+        before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last in ranges]
+        _insert_rows(
+            'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
+            'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
+            3,
+            [(meter_id, time, value) for time, value in new],
+        )
+        new_times = [time for time, _ in new]
+        for (first_hour, last_hour), existing in zip(ranges, before, strict=True):
+            low = bisect.bisect_left(new_times, first_hour - max_gap)
+            high = bisect.bisect_right(new_times, last_hour + HOUR + max_gap)
+            if existing:
+                merged = dict(existing)
+                merged.update(new[low:high])
+                samples = sorted(merged.items())
+            else:
+                samples = new[low:high]
+            _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples)
 
 
-def _refresh_hours(meter_id: str, first_hour: int, last_hour: int, max_gap: int) -> None:
+def _refresh_hours(
+    meter_id: str, first_hour: int, last_hour: int, max_gap: int, samples: Sequence[tuple[int, float]] | None = None
+) -> None:
+    """Recompute the rollups of hours first_hour … last_hour from `samples` (every stored sample within
+    max_gap of those hours, sorted by time), read from the database when not given."""
     start, end = first_hour, last_hour + HOUR
-    samples = samples_between(meter_id, start - max_gap, end + max_gap)
+    if samples is None:
+        samples = _sample_rows(meter_id, start - max_gap, end + max_gap)
     energy = energy_by_hour(samples, max_gap, start, end)
-    EnergyHour.delete().where(
-        (EnergyHour.meter_id == meter_id) & EnergyHour.hour_start.between(first_hour, last_hour)
-    ).execute()
-    rows = [(meter_id, hour, kwh) for hour, kwh in sorted(energy.items())]
-    for chunk in _chunks(rows):
-        EnergyHour.insert_many(chunk, fields=[EnergyHour.meter_id, EnergyHour.hour_start, EnergyHour.kwh]).execute()
+    p = _param()
+    database.execute_sql(
+        f"DELETE FROM energy_hours WHERE meter_id = {p} AND hour_start >= {p} AND hour_start <= {p}",
+        (meter_id, first_hour, last_hour),
+    )
+    _insert_rows(
+        "INSERT INTO energy_hours (meter_id, hour_start, kwh) VALUES",
+        "",
+        3,
+        [(meter_id, hour, kwh) for hour, kwh in sorted(energy.items())],
+    )
+
+
+def _sample_rows(meter_id: str, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
+    p = _param()
+    sql = f'SELECT "time", reading FROM meter_readings WHERE meter_id = {p}'
+    params: list = [meter_id]
+    if start is not None:
+        sql += f' AND "time" >= {p}'
+        params.append(start)
+    if end is not None:
+        sql += f' AND "time" <= {p}'
+        params.append(end)
+    return database.execute_sql(sql + ' ORDER BY "time"', params).fetchall()
 
 
 def samples_between(meter_id: str, start: int | None = None, end: int | None = None) -> list[Reading]:
     """The meter's samples with start <= time <= end, sorted by time."""
-    query = MeterReading.select(MeterReading.time, MeterReading.reading).where(MeterReading.meter_id == meter_id)
-    if start is not None:
-        query = query.where(MeterReading.time >= start)
-    if end is not None:
-        query = query.where(MeterReading.time <= end)
-    return [Reading(time, value) for time, value in query.order_by(MeterReading.time).tuples()]
+    return list(map(Reading._make, _sample_rows(meter_id, start, end)))
 
 
 def period(meter_id: str) -> tuple[int, int] | None:
