@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -141,7 +141,31 @@ def period(meter_id: str) -> tuple[int, int] | None:
         .tuples()
         .get()
     )
-    return None if first is None else (first, last)
+    if first is None:
+        # A meter known only by its registers (DSMR) has hourly energy but no kW samples.
+        first, last = (
+            EnergyHour.select(peewee.fn.MIN(EnergyHour.hour_start), peewee.fn.MAX(EnergyHour.hour_start))
+            .where(EnergyHour.meter_id == meter_id)
+            .tuples()
+            .get()
+        )
+        return None if first is None else (first, last + HOUR)
+    return (first, last)
+
+
+def replace_hourly_energy(meter_id: str, kwh_by_hour: Mapping[int, float], *, clear: Iterable[int] = ()) -> None:
+    """Set a meter's kWh per hour from energy measured elsewhere (DSMR register deltas), in the caller's
+    transaction. Hours listed in `clear` that `kwh_by_hour` does not give lose their rollup."""
+    hours = sorted(set(clear) | set(kwh_by_hour))
+    if not hours:
+        return
+    EnergyHour.delete().where((EnergyHour.meter_id == meter_id) & EnergyHour.hour_start.in_(hours)).execute()
+    _insert_rows(
+        "INSERT INTO energy_hours (meter_id, hour_start, kwh) VALUES",
+        "",
+        3,
+        [(meter_id, hour, kwh_by_hour[hour]) for hour in hours if hour in kwh_by_hour],
+    )
 
 
 def weekday_energy(
@@ -202,7 +226,8 @@ def rebuild_rollups(max_gap: int) -> int:
     """Recompute every meter's hourly energy (after the gap rule changed). Returns meters rebuilt."""
     meters = [row[0] for row in MeterReading.select(MeterReading.meter_id).distinct().tuples()]
     with database.atomic():
-        EnergyHour.delete().execute()
+        # Only meters with kW samples are rebuilt; hours of register-only (DSMR) meters stay as they are.
+        EnergyHour.delete().where(EnergyHour.meter_id.in_(MeterReading.select(MeterReading.meter_id))).execute()
         for meter_id in meters:
             bounds = period(meter_id)
             _refresh_hours(meter_id, hour_of(bounds[0]), hour_of(bounds[1]), max_gap)

@@ -1,0 +1,708 @@
+"""DSMR-reader API rules that need no database (seed dsmr-reader-api.rst, DESIGN.md §3 and §4).
+
+What is here: the API key (hashing, constant-time comparison), readings from form/JSON fields or from a
+parsed telegram with DSMR-reader's per-field messages, which meter a reading belongs to, DSMR-reader's
+lenient list parameters (ordering, offset, limit) plus our keyset cursors, which hours a new reading can
+change, and day and installation totals built from hour statistics with `domain.statistics`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+from domain.errors import InvalidInput
+from domain.statistics import (
+    DayStatistic,
+    EnergyPrices,
+    HourStatistic,
+    MeterPosition,
+    day_bounds,
+    day_statistics,
+    local_hours,
+)
+from domain.telegram import Telegram
+
+ZERO = Decimal(0)
+SECOND = timedelta(seconds=1)
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+# A reading that names no meter goes to the installation's only meter, or to this one when there is none.
+DEFAULT_METER = "default"
+METER_ID_MAX_LENGTH = 128
+_METER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
+_NOT_IN_METER_ID = re.compile(r"[^A-Za-z0-9._:-]", re.ASCII)
+MAX_TELEGRAM_LENGTH = 65_536
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 1000
+_MAX_SQL_INTEGER = 2**63 - 1
+
+REQUIRED = "This field is required."
+NOT_NULL = "This field may not be null."
+INVALID_NUMBER = "A valid number is required."
+INVALID_DATETIME = (
+    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss][+HH:MM|-HH:MM|Z]."
+)
+INVALID_DATE = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+NULL_CHARACTERS = "Null characters are not allowed."
+
+
+class FieldErrors(InvalidInput):
+    """Invalid input, told per field as DSMR-reader (Django REST framework) does: {field: [messages]}."""
+
+    def __init__(self, errors: Mapping[str, Sequence[str]]):
+        self.errors = {name: list(messages) for name, messages in errors.items()}
+        first_field, messages = next(iter(self.errors.items()))
+        super().__init__(f"{first_field}: {messages[0]}", field=first_field)
+
+
+class _Collected:
+    """Gathers every field's problems so one answer names them all."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise FieldErrors(self.errors)
+
+
+# --- the API key ---------------------------------------------------------------------------------------------
+
+
+def generate_api_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """Keys are long random strings, so one SHA-256 is enough: there is nothing to guess by brute force."""
+    return "sha256$" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def presented_key(x_authkey: str | None, authorization: str | None) -> str | None:
+    """The key a caller sent: `X-AUTHKEY: <key>` or `Authorization: Token <key>`."""
+    if x_authkey:
+        return x_authkey.strip()
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "token" and credentials.strip():
+            return credentials.strip()
+    return None
+
+
+def key_is_valid(presented: str | None, *, configured_key: str | None, stored_hash: str | None) -> bool:
+    """Compares digests of equal length in constant time; a configured key wins over a stored one."""
+    if not presented:
+        return False
+    expected = hash_api_key(configured_key) if configured_key else stored_hash
+    if not expected:
+        return False
+    return hmac.compare_digest(hash_api_key(presented).encode(), expected.encode())
+
+
+# --- readings ------------------------------------------------------------------------------------------------
+
+_REGISTERS = ("electricity_delivered_1", "electricity_returned_1", "electricity_delivered_2", "electricity_returned_2")
+_POWERS = ("electricity_currently_delivered", "electricity_currently_returned")
+_PHASES = tuple(f"phase_currently_{way}_l{phase}" for way in ("delivered", "returned") for phase in (1, 2, 3))
+REQUIRED_READING_FIELDS = ("timestamp", *_REGISTERS, *_POWERS)
+
+
+@dataclass(frozen=True)
+class DsmrReading:
+    """One meter reading as DSMR-reader stores it; instants in UTC, whole seconds."""
+
+    meter: str | None
+    timestamp: datetime
+    electricity_delivered_1: Decimal
+    electricity_returned_1: Decimal
+    electricity_delivered_2: Decimal
+    electricity_returned_2: Decimal
+    electricity_currently_delivered: Decimal
+    electricity_currently_returned: Decimal
+    phase_currently_delivered_l1: Decimal | None = None
+    phase_currently_delivered_l2: Decimal | None = None
+    phase_currently_delivered_l3: Decimal | None = None
+    phase_currently_returned_l1: Decimal | None = None
+    phase_currently_returned_l2: Decimal | None = None
+    phase_currently_returned_l3: Decimal | None = None
+    extra_device_timestamp: datetime | None = None
+    extra_device_delivered: Decimal | None = None
+
+    @property
+    def position(self) -> MeterPosition:
+        return MeterPosition(
+            timestamp=self.timestamp,
+            electricity_delivered_1=self.electricity_delivered_1,
+            electricity_delivered_2=self.electricity_delivered_2,
+            electricity_returned_1=self.electricity_returned_1,
+            electricity_returned_2=self.electricity_returned_2,
+            gas_timestamp=self.extra_device_timestamp,
+            gas_delivered=self.extra_device_delivered,
+        )
+
+    def same_values(self, other: DsmrReading) -> bool:
+        """Equal readings of one meter and instant (2000 equals 2000.000)."""
+        return all(getattr(self, field.name) == getattr(other, field.name) for field in fields(self))
+
+
+def _decimal(value: object, *, whole_digits: int = 9, places: int = 3) -> Decimal:
+    """DSMR-reader's decimal field: a number (JSON) or its text (form), at most `places` decimals."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(INVALID_NUMBER)
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except InvalidOperation:
+        raise ValueError(INVALID_NUMBER) from None
+    if not number.is_finite():
+        raise ValueError(INVALID_NUMBER)
+    if abs(number) >= Decimal(10) ** whole_digits:
+        raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal point.")
+    if number != number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN):
+        raise ValueError(f"Ensure that there are no more than {places} decimal places.")
+    return number
+
+
+def _meter_value(value: object) -> Decimal:
+    number = _decimal(value)
+    if number < 0:
+        raise ValueError("Ensure this value is greater than or equal to 0.")
+    return number
+
+
+def parse_instant(value: object, tz: tzinfo) -> datetime:
+    """ISO 8601 date and time (`T` or a space; seconds optional; offset or Z optional) as a UTC instant.
+
+    A time without an offset is local time in `tz`. Fractions of a second are dropped: meters count seconds.
+    """
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise ValueError(INVALID_DATETIME)
+    try:
+        moment = datetime.fromisoformat(value.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(INVALID_DATETIME) from None
+    return moment.replace(microsecond=0)
+
+
+def parse_day(value: object) -> date:
+    if not isinstance(value, str):
+        raise ValueError(INVALID_DATE)
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(INVALID_DATE) from None
+
+
+def _check_reading_time(moment: datetime, now: datetime, max_future_skew: int) -> None:
+    if moment < EARLIEST_READING:
+        raise ValueError("Ensure the moment is not before 2000-01-01.")
+    if moment > now + timedelta(seconds=max_future_skew):
+        raise ValueError(f"Ensure the moment is not more than {max_future_skew} seconds in the future.")
+
+
+def check_meter_id(value: object, name: str = "meter") -> str:
+    if not isinstance(value, str):
+        raise FieldErrors({name: ["Not a valid string."]})
+    if not _METER_ID.fullmatch(value):
+        raise FieldErrors(
+            {name: [f"Use 1 to {METER_ID_MAX_LENGTH} letters, digits or the characters '.', '_', ':', '-'."]}
+        )
+    return value
+
+
+def reading_from_fields(data: Mapping[str, object], tz: tzinfo, *, now: datetime, max_future_skew: int) -> DsmrReading:
+    """A reading from the fields of POST /api/v2/datalogger/dsmrreading, or FieldErrors naming each bad one."""
+    problems = _Collected()
+    values: dict[str, object] = {}
+    for name in REQUIRED_READING_FIELDS:
+        if name not in data:
+            problems.add(name, REQUIRED)
+        elif data[name] is None:
+            problems.add(name, NOT_NULL)
+    for name in (*_REGISTERS, *_POWERS, *_PHASES, "extra_device_delivered"):
+        raw = data.get(name)
+        if raw is None or (raw == "" and name not in _REGISTERS + _POWERS):
+            continue
+        try:
+            values[name] = _meter_value(raw)
+        except ValueError as error:
+            problems.add(name, str(error))
+    for name in ("timestamp", "extra_device_timestamp"):
+        raw = data.get(name)
+        if raw is None or (raw == "" and name == "extra_device_timestamp"):
+            continue
+        try:
+            values[name] = parse_instant(raw, tz)
+            _check_reading_time(values[name], now, max_future_skew)
+        except ValueError as error:
+            problems.add(name, str(error))
+    meter = data.get("meter")
+    if meter not in (None, ""):
+        try:
+            values["meter"] = check_meter_id(meter)
+        except FieldErrors as error:
+            problems.errors.update(error.errors)
+    if ("extra_device_timestamp" in values) != ("extra_device_delivered" in values) and not problems.errors:
+        missing = "extra_device_timestamp" if "extra_device_delivered" in values else "extra_device_delivered"
+        problems.add(missing, "Give the gas meter's timestamp and value together, or neither.")
+    problems.raise_if_any()
+    return DsmrReading(meter=values.pop("meter", None), **values)
+
+
+def reading_from_telegram(telegram: Telegram, *, received_at: datetime, max_future_skew: int) -> DsmrReading:
+    """What a telegram says, as a reading. DSMR v2.2/v3 telegrams carry no time: they are stamped on arrival."""
+    timestamp = telegram.timestamp or received_at.astimezone(UTC).replace(microsecond=0)
+    missing = [name for name in (*_REGISTERS, *_POWERS) if getattr(telegram, name) is None]
+    if missing:
+        raise InvalidInput(f"the telegram lacks {', '.join(missing)}", field="telegram")
+    values: dict[str, object] = {}
+    try:
+        _check_reading_time(timestamp, received_at, max_future_skew)
+        for name in (*_REGISTERS, *_POWERS, *_PHASES):
+            raw = getattr(telegram, name)
+            values[name] = None if raw is None else _meter_value(raw)
+        gas_value = telegram.gas_delivered
+        gas_time = telegram.gas_timestamp
+        if gas_value is not None and gas_time is not None:
+            values["extra_device_delivered"] = _meter_value(gas_value)
+            values["extra_device_timestamp"] = gas_time
+    except ValueError as error:
+        raise InvalidInput(f"the telegram's values are out of range: {error}", field="telegram") from None
+    return DsmrReading(meter=meter_from_equipment_id(telegram.equipment_id), timestamp=timestamp, **values)
+
+
+def meter_from_equipment_id(equipment_id: str | None) -> str | None:
+    """The meter id of a telegram: its equipment id, with characters a meter id cannot hold replaced by '_'."""
+    if not equipment_id or not equipment_id.strip():
+        return None
+    return _NOT_IN_METER_ID.sub("_", equipment_id.strip())[:METER_ID_MAX_LENGTH]
+
+
+def resolve_meter(given: str | None, known_meters: Sequence[str]) -> str:
+    """The meter a reading belongs to: the one it names; else the installation's only meter; else DEFAULT_METER.
+
+    With several meters and none named the reading is ambiguous and refused.
+    """
+    if given:
+        return given
+    if len(known_meters) == 1:
+        return known_meters[0]
+    if not known_meters:
+        return DEFAULT_METER
+    raise FieldErrors({"meter": [f"Several meters are known ({', '.join(sorted(known_meters))}); name one."]})
+
+
+def check_telegram_text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("Invalid data: the form field 'telegram' is required", field="telegram")
+    if len(value) > MAX_TELEGRAM_LENGTH:
+        raise InvalidInput(
+            f"Invalid data: a telegram is at most {MAX_TELEGRAM_LENGTH} characters, got {len(value)}", field="telegram"
+        )
+    return value
+
+
+_COUNTER_CODES = {
+    "0-0:96.7.21": "power_failure_count",
+    "0-0:96.7.9": "long_power_failure_count",
+    "1-0:32.32.0": "voltage_sag_count_l1",
+    "1-0:52.32.0": "voltage_sag_count_l2",
+    "1-0:72.32.0": "voltage_sag_count_l3",
+    "1-0:32.36.0": "voltage_swell_count_l1",
+    "1-0:52.36.0": "voltage_swell_count_l2",
+    "1-0:72.36.0": "voltage_swell_count_l3",
+}
+_COUNTER_LINE = re.compile(r"^(\d-\d:\d{1,2}\.\d{1,2}\.\d{1,2})\((\d{1,9})\)\s*$", re.MULTILINE | re.ASCII)
+METER_COUNTERS = tuple(_COUNTER_CODES.values())
+
+
+def meter_counters(telegram_text: str) -> dict[str, int]:
+    """DSMR-reader's meter statistics counters (power failures, voltage sags and swells) of an accepted telegram.
+
+    The parser checks these lines but does not keep them; they are read here from the same text.
+    """
+    counters = {}
+    for code, value in _COUNTER_LINE.findall(telegram_text):
+        name = _COUNTER_CODES.get(code)
+        if name:
+            counters[name] = int(value)
+    return counters
+
+
+@dataclass(frozen=True)
+class TelegramFacts:
+    """What meter statistics keep of an accepted telegram (DSMR-reader's MeterStatistics)."""
+
+    timestamp: datetime
+    dsmr_version: str | None
+    electricity_tariff: int | None
+    counters: Mapping[str, int]
+    text: str
+
+
+def telegram_facts(telegram: Telegram, reading: DsmrReading, text: str) -> TelegramFacts:
+    return TelegramFacts(
+        timestamp=reading.timestamp,
+        dsmr_version=telegram.version[:16] if telegram.version else None,
+        electricity_tariff=telegram.tariff,
+        counters=meter_counters(text),
+        text=stored_telegram_text(text),
+    )
+
+
+def stored_telegram_text(text: str) -> str:
+    """The telegram as kept for meter statistics: text databases accept (no NUL, no lone surrogates)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+# --- list parameters -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which slice of a list to answer. `after`/`before` are keyset cursors: the sort key of the last row of
+    the previous page (or the first of the next one), so deep pages seek instead of skipping `offset` rows."""
+
+    offset: int = 0
+    limit: int = DEFAULT_PAGE_SIZE
+    descending: bool = False
+    after: tuple[int, ...] | None = None
+    before: tuple[int, ...] | None = None
+
+
+def _lenient_int(value: object, *, strictly_positive: bool) -> int | None:
+    """DSMR-reader (Django REST framework) ignores a limit or offset it cannot read rather than failing."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and value.strip().isascii() and len(value.strip()) < 19:
+        number = int(value.strip())
+    else:
+        return None
+    if number < 0 or (strictly_positive and number == 0):
+        return None
+    return number
+
+
+_CURSOR_PART = re.compile(r"-?\d{1,18}", re.ASCII)
+
+
+def _cursor(value: object, name: str, key_length: int) -> tuple[int, ...] | None:
+    if value in (None, ""):
+        return None
+    parts = value.split("_") if isinstance(value, str) else []
+    if len(parts) != key_length or not all(_CURSOR_PART.fullmatch(part) for part in parts):
+        raise FieldErrors({name: ["Invalid cursor."]})
+    return tuple(int(part) for part in parts)
+
+
+def page_request(
+    *,
+    ordering: object,
+    field: str,
+    offset: object,
+    limit: object,
+    after: object = None,
+    before: object = None,
+    key_length: int = 1,
+) -> PageRequest:
+    """DSMR-reader's `ordering` (`field` or `-field`; anything else keeps the default, ascending), `offset` and
+    `limit` (unreadable values fall back to 0 and 25; limit is capped at MAX_PAGE_SIZE), and our cursors."""
+    descending = False
+    if isinstance(ordering, str):
+        for term in ordering.split(","):
+            if term.strip() in (field, f"-{field}"):
+                descending = term.strip().startswith("-")
+                break
+    size = _lenient_int(limit, strictly_positive=True)
+    page = PageRequest(
+        offset=_lenient_int(offset, strictly_positive=False) or 0,
+        limit=min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE,
+        descending=descending,
+        after=_cursor(after, "after", key_length),
+        before=_cursor(before, "before", key_length),
+    )
+    if page.after is not None and page.before is not None:
+        raise FieldErrors({"after": ["Give either after or before, not both."]})
+    return page
+
+
+def cursor_text(key: Sequence[int]) -> str:
+    return "_".join(str(part) for part in key)
+
+
+def page_link_params(
+    params: Mapping[str, str],
+    page: PageRequest,
+    count: int,
+    first_key: Sequence[int] | None,
+    last_key: Sequence[int] | None,
+) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """Query parameters of the next and previous pages, as Django REST framework's limit/offset pagination
+    writes them, plus a cursor so that following the links seeks by key instead of counting rows."""
+    base = {name: value for name, value in params.items() if name not in ("after", "before", "offset", "limit")}
+    following = None
+    if page.offset + page.limit < count and last_key is not None:
+        following = {**base, "limit": str(page.limit), "offset": str(page.offset + page.limit)}
+        following["after"] = cursor_text(last_key)
+    preceding = None
+    if page.offset > 0:
+        preceding = {**base, "limit": str(page.limit)}
+        if page.offset - page.limit > 0:
+            preceding["offset"] = str(page.offset - page.limit)
+            if first_key is not None:
+                preceding["before"] = cursor_text(first_key)
+    return following, preceding
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # inclusive
+
+
+def instant_window(gte: object, lte: object, tz: tzinfo, names: tuple[str, str]) -> TimeWindow:
+    """`…__gte` and `…__lte` filters (local time unless an offset is given); unreadable ones are named."""
+    problems = _Collected()
+    bounds = []
+    for name, value in zip(names, (gte, lte), strict=True):
+        try:
+            bounds.append(None if value in (None, "") else parse_instant(value, tz))
+        except ValueError:
+            problems.add(name, "Enter a valid date/time.")
+            bounds.append(None)
+    problems.raise_if_any()
+    return TimeWindow(*bounds)
+
+
+def day_window(gte: object, lte: object) -> tuple[date | None, date | None]:
+    problems = _Collected()
+    bounds = []
+    for name, value in (("day__gte", gte), ("day__lte", lte)):
+        try:
+            bounds.append(None if value in (None, "") else parse_day(value))
+        except ValueError:
+            problems.add(name, "Enter a valid date.")
+            bounds.append(None)
+    problems.raise_if_any()
+    return bounds[0], bounds[1]
+
+
+def meter_filter(value: object) -> str | None:
+    """The optional `meter` filter of every GET (None = the whole installation)."""
+    if value in (None, ""):
+        return None
+    return check_meter_id(value)
+
+
+# --- keeping statistics current ------------------------------------------------------------------------------
+
+
+def local_hour_spans(day: date, tz: tzinfo) -> list[tuple[datetime, datetime]]:
+    starts = local_hours(day, tz)
+    return list(zip(starts, [*starts[1:], day_bounds(day, tz)[1]], strict=True))
+
+
+def _local_date(moment: datetime, tz: tzinfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def hours_to_refresh(
+    reading_instants: Iterable[datetime], next_reading: datetime | None, tz: tzinfo
+) -> list[tuple[datetime, datetime]]:
+    """The local hours (start, end] whose statistics a newly stored reading can change.
+
+    `reading_instants` are the reading's timestamp and its gas capture time; `next_reading` is the timestamp
+    of the meter's next stored reading, if any. An hour's statistic is the rise from the last position at or
+    before its start to the last one at or before its end, so the new reading changes the hours from its gas
+    capture through its own timestamp, and the hour holding the next reading, which now starts from it. The
+    hours in between hold no reading and have no statistic. A reading exactly on an hour boundary closes the
+    hour ending there.
+    """
+    instants = sorted(moment.astimezone(UTC) for moment in reading_instants)
+    first, last = instants[0], instants[-1]
+    wanted = [(first, last)]
+    if next_reading is not None:
+        wanted.append((next_reading, next_reading))
+    spans: set[tuple[datetime, datetime]] = set()
+    for low, high in wanted:
+        day = _local_date(low - SECOND, tz)
+        while day <= _local_date(high, tz):
+            spans.update((start, end) for start, end in local_hour_spans(day, tz) if start < high and end >= low)
+            day += timedelta(days=1)
+    return sorted(spans)
+
+
+def boundaries_of(spans: Iterable[tuple[datetime, datetime]]) -> list[datetime]:
+    return sorted({moment for span in spans for moment in span})
+
+
+def day_of_hour(hour_start: datetime, tz: tzinfo) -> date:
+    return _local_date(hour_start, tz)
+
+
+def day_totals(
+    day: date,
+    used: Mapping[str, Decimal],
+    gas: Decimal | None,
+    tz: tzinfo,
+    contracts: Iterable[EnergyPrices],
+) -> DayStatistic:
+    """A day statistic priced by `domain.statistics` from the day's totals (electricity1, electricity2,
+    electricity1_returned, electricity2_returned and gas).
+
+    The day is handed over as two positions, zero at its start and the totals at its end, so the prices and
+    rounding are exactly those of `day_statistics`; only the costs are new, the quantities come back as given.
+    """
+    start, end = day_bounds(day, tz)
+    opening = MeterPosition(
+        timestamp=start,
+        electricity_delivered_1=ZERO,
+        electricity_delivered_2=ZERO,
+        electricity_returned_1=ZERO,
+        electricity_returned_2=ZERO,
+        gas_timestamp=start if gas is not None else None,
+        gas_delivered=ZERO if gas is not None else None,
+    )
+    closing = MeterPosition(
+        timestamp=end,
+        electricity_delivered_1=used["electricity1"],
+        electricity_delivered_2=used["electricity2"],
+        electricity_returned_1=used["electricity1_returned"],
+        electricity_returned_2=used["electricity2_returned"],
+        gas_timestamp=end if gas is not None else None,
+        gas_delivered=gas,
+    )
+    return day_statistics([opening, closing], tz, contracts, days=[day])[0]
+
+
+_USE_FIELDS = ("electricity1", "electricity2", "electricity1_returned", "electricity2_returned")
+
+
+def day_from_hours(
+    day: date, hours: Sequence[HourStatistic], tz: tzinfo, contracts: Iterable[EnergyPrices]
+) -> DayStatistic | None:
+    """The day statistic as `day_statistics` defines it, the sum of the day's hours, priced; None without hours."""
+    if not hours:
+        return None
+    used = {name: sum((getattr(hour, name) for hour in hours), ZERO) for name in _USE_FIELDS}
+    gas_hours = [hour.gas for hour in hours if hour.gas is not None]
+    return day_totals(day, used, sum(gas_hours, ZERO) if gas_hours else None, tz, contracts)
+
+
+def repriced(statistic: DayStatistic, tz: tzinfo, contracts: Iterable[EnergyPrices]) -> DayStatistic:
+    """The same day's use priced with `contracts` (after a contract was added)."""
+    used = {name: getattr(statistic, name) for name in _USE_FIELDS}
+    return day_totals(statistic.day, used, statistic.gas, tz, contracts)
+
+
+def _sum_optional(values: Iterable[Decimal | None]) -> Decimal | None:
+    present = [value for value in values if value is not None]
+    return sum(present, ZERO) if present else None
+
+
+def installation_hour(hour_start: datetime, meters: Sequence[HourStatistic]) -> HourStatistic:
+    """Several meters' use in one hour, added up: what the installation used."""
+    return HourStatistic(
+        hour_start=hour_start,
+        **{name: sum((getattr(hour, name) for hour in meters), ZERO) for name in _USE_FIELDS},
+        gas=_sum_optional(hour.gas for hour in meters),
+    )
+
+
+_COST_FIELDS = ("electricity1_cost", "electricity2_cost", "gas_cost", "fixed_cost", "total_cost")
+
+
+def installation_day(day: date, meters: Sequence[DayStatistic]) -> DayStatistic:
+    """Several meters' days added up, costs included: each meter is a connection with its own fixed cost."""
+    return DayStatistic(
+        day=day,
+        **{name: sum((getattr(stat, name) for stat in meters), ZERO) for name in (*_USE_FIELDS, *_COST_FIELDS)},
+        gas=_sum_optional(stat.gas for stat in meters),
+    )
+
+
+def installation_today(days: Iterable[DayStatistic | None], today: date) -> DayStatistic | None:
+    """Today so far for the meters asked about: one meter's day as is, several added up; None without data."""
+    present = [day for day in days if day is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    return installation_day(today, present)
+
+
+# --- energy supplier prices ----------------------------------------------------------------------------------
+
+PRICE_FIELDS = (
+    "electricity_delivered_1_price",
+    "electricity_delivered_2_price",
+    "electricity_returned_1_price",
+    "electricity_returned_2_price",
+    "gas_price",
+    "fixed_daily_cost",
+)
+DESCRIPTION_MAX_LENGTH = 255
+
+
+def prices_from_fields(data: Mapping[str, object]) -> EnergyPrices:
+    """A contract from POST /api/v2/consumption/energy-supplier-prices (DSMR-reader's field names)."""
+    problems = _Collected()
+    values: dict[str, object] = {}
+    for name in ("start", "end"):
+        raw = data.get(name)
+        if raw in (None, ""):
+            if name == "start":
+                problems.add(name, REQUIRED if name not in data else NOT_NULL)
+            continue
+        try:
+            values[name] = parse_day(raw)
+        except ValueError as error:
+            problems.add(name, str(error))
+    description = data.get("description")
+    if "description" not in data:
+        problems.add("description", REQUIRED)
+    elif description is None:
+        problems.add("description", NOT_NULL)
+    elif description == "":
+        problems.add("description", "This field may not be blank.")
+    elif not isinstance(description, str):
+        problems.add("description", "Not a valid string.")
+    elif "\x00" in description:
+        problems.add("description", NULL_CHARACTERS)
+    elif len(description) > DESCRIPTION_MAX_LENGTH:
+        problems.add("description", f"Ensure this field has no more than {DESCRIPTION_MAX_LENGTH} characters.")
+    elif not _encodable(description):
+        problems.add("description", "Not valid text.")
+    else:
+        values["description"] = description
+    for name in PRICE_FIELDS:
+        raw = data.get(name)
+        if raw in (None, ""):
+            continue
+        try:
+            values[name] = _decimal(raw, whole_digits=5, places=6)
+        except ValueError as error:
+            problems.add(name, str(error))
+    if "start" in values and values.get("end") is not None and values["end"] < values["start"]:
+        problems.add("end", "Ensure the end is not before the start.")
+    problems.raise_if_any()
+    return EnergyPrices(end=values.pop("end", None), **values)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,136 @@
+"""Schema of the DSMR-reader area: readings, hour and day statistics, supplier prices, meters, counters."""
+
+from __future__ import annotations
+
+import peewee
+
+# Meter positions and power in kWh/kW with 3 decimals, as DSMR-reader (exact NUMERIC on PostgreSQL).
+REGISTER = {"max_digits": 12, "decimal_places": 3}
+MONEY = {"max_digits": 12, "decimal_places": 2}
+PRICE = {"max_digits": 11, "decimal_places": 6}
+
+
+def _initial_schema(migrator, db: peewee.Database) -> None:
+    class Base(peewee.Model):
+        class Meta:
+            database = db
+
+    class DsmrReading(Base):
+        id = peewee.BigAutoField()
+        meter = peewee.CharField(max_length=128)
+        timestamp = peewee.BigIntegerField()  # epoch seconds, UTC
+        electricity_delivered_1 = peewee.DecimalField(**REGISTER)
+        electricity_returned_1 = peewee.DecimalField(**REGISTER)
+        electricity_delivered_2 = peewee.DecimalField(**REGISTER)
+        electricity_returned_2 = peewee.DecimalField(**REGISTER)
+        electricity_currently_delivered = peewee.DecimalField(**REGISTER)
+        electricity_currently_returned = peewee.DecimalField(**REGISTER)
+        phase_currently_delivered_l1 = peewee.DecimalField(null=True, **REGISTER)
+        phase_currently_delivered_l2 = peewee.DecimalField(null=True, **REGISTER)
+        phase_currently_delivered_l3 = peewee.DecimalField(null=True, **REGISTER)
+        phase_currently_returned_l1 = peewee.DecimalField(null=True, **REGISTER)
+        phase_currently_returned_l2 = peewee.DecimalField(null=True, **REGISTER)
+        phase_currently_returned_l3 = peewee.DecimalField(null=True, **REGISTER)
+        extra_device_timestamp = peewee.BigIntegerField(null=True)
+        extra_device_delivered = peewee.DecimalField(null=True, **REGISTER)
+
+        class Meta:
+            table_name = "dsmr_readings"
+            indexes = (
+                # One reading per meter and instant; also the per-meter list, seek and count index.
+                (("meter", "timestamp"), True),
+                # The whole installation's list in (timestamp, id) order.
+                (("timestamp", "id"), False),
+                # The last gas capture at or before an hour boundary.
+                (("meter", "extra_device_timestamp"), False),
+            )
+
+    class DsmrHourStatistic(Base):
+        id = peewee.BigAutoField()
+        meter = peewee.CharField(max_length=128)  # "" = the installation (every meter added up)
+        hour_start = peewee.BigIntegerField()
+        electricity1 = peewee.DecimalField(**REGISTER)
+        electricity2 = peewee.DecimalField(**REGISTER)
+        electricity1_returned = peewee.DecimalField(**REGISTER)
+        electricity2_returned = peewee.DecimalField(**REGISTER)
+        gas = peewee.DecimalField(null=True, **REGISTER)
+
+        class Meta:
+            table_name = "dsmr_hour_statistics"
+            indexes = ((("meter", "hour_start"), True),)
+
+    class DsmrDayStatistic(Base):
+        id = peewee.BigAutoField()
+        meter = peewee.CharField(max_length=128)  # "" = the installation
+        day = peewee.DateField()
+        electricity1 = peewee.DecimalField(**REGISTER)
+        electricity2 = peewee.DecimalField(**REGISTER)
+        electricity1_returned = peewee.DecimalField(**REGISTER)
+        electricity2_returned = peewee.DecimalField(**REGISTER)
+        gas = peewee.DecimalField(null=True, **REGISTER)
+        electricity1_cost = peewee.DecimalField(**MONEY)
+        electricity2_cost = peewee.DecimalField(**MONEY)
+        gas_cost = peewee.DecimalField(**MONEY)
+        fixed_cost = peewee.DecimalField(**MONEY)
+        total_cost = peewee.DecimalField(**MONEY)
+
+        class Meta:
+            table_name = "dsmr_day_statistics"
+            indexes = ((("meter", "day"), True),)
+
+    class DsmrEnergySupplierPrice(Base):
+        id = peewee.BigAutoField()
+        start = peewee.DateField()
+        end = peewee.DateField(null=True)
+        description = peewee.CharField(max_length=255)
+        electricity_delivered_1_price = peewee.DecimalField(**PRICE)
+        electricity_delivered_2_price = peewee.DecimalField(**PRICE)
+        electricity_returned_1_price = peewee.DecimalField(**PRICE)
+        electricity_returned_2_price = peewee.DecimalField(**PRICE)
+        gas_price = peewee.DecimalField(**PRICE)
+        fixed_daily_cost = peewee.DecimalField(**PRICE)
+
+        class Meta:
+            table_name = "dsmr_energy_supplier_prices"
+            indexes = ((("start", "id"), False),)
+
+    class DsmrMeter(Base):
+        """Every meter that sent a reading, with DSMR-reader's meter statistics of its latest telegram."""
+
+        id = peewee.BigAutoField()
+        meter = peewee.CharField(max_length=128, unique=True)
+        timestamp = peewee.BigIntegerField(null=True)
+        dsmr_version = peewee.CharField(max_length=16, null=True)
+        electricity_tariff = peewee.IntegerField(null=True)
+        power_failure_count = peewee.IntegerField(null=True)
+        long_power_failure_count = peewee.IntegerField(null=True)
+        voltage_sag_count_l1 = peewee.IntegerField(null=True)
+        voltage_sag_count_l2 = peewee.IntegerField(null=True)
+        voltage_sag_count_l3 = peewee.IntegerField(null=True)
+        voltage_swell_count_l1 = peewee.IntegerField(null=True)
+        voltage_swell_count_l2 = peewee.IntegerField(null=True)
+        voltage_swell_count_l3 = peewee.IntegerField(null=True)
+        latest_telegram = peewee.TextField(null=True)
+        accepted_telegrams = peewee.BigIntegerField(default=0)
+        duplicate_telegrams = peewee.BigIntegerField(default=0)
+
+        class Meta:
+            table_name = "dsmr_meters"
+
+    class DsmrCounter(Base):
+        name = peewee.CharField(primary_key=True, max_length=64)
+        value = peewee.BigIntegerField(default=0)
+
+        class Meta:
+            table_name = "dsmr_counters"
+
+    db.create_tables(
+        [DsmrReading, DsmrHourStatistic, DsmrDayStatistic, DsmrEnergySupplierPrice, DsmrMeter, DsmrCounter]
+    )
+    # "ingest" is the row every DSMR write locks first (PostgreSQL), so statistics are recomputed one at a time.
+    DsmrCounter.insert_many([{"name": "ingest", "value": 0}, {"name": "rejected_telegrams", "value": 0}]).execute()
+
+
+MIGRATIONS = [
+    ("dsmr_0001_readings_statistics_prices_meters", _initial_schema),
+]
