@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import connexion
+import orjson
 from connexion.options import SwaggerUIOptions
+from flask.json.provider import DefaultJSONProvider
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,6 +42,14 @@ def prepare_database(config: Config) -> None:
         db.close()
 
 
+class _OrjsonBodyProvider(DefaultJSONProvider):
+    """Connexion hands the body to the view via Flask's request.get_json(), a second parse after the
+    validator's: orjson makes it ~2x cheaper (it refuses NaN and 64-bit overflow, like the validator)."""
+
+    def loads(self, s, **kwargs):
+        return orjson.loads(s)
+
+
 def create_app(config: Config | None = None) -> connexion.FlaskApp:
     config = config or Config.from_env()
     if config.auto_migrate:
@@ -55,6 +65,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
     )
     app.app.config["SETTINGS"] = config
+    app.app.json = _OrjsonBodyProvider(app.app)
     app.app.before_request(db.connect)
     app.app.teardown_request(lambda _error: db.close())
     errors.register(app)

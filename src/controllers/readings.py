@@ -5,18 +5,19 @@ from __future__ import annotations
 from controllers.context import now, settings
 from controllers.responses import json_response
 from domain.errors import InvalidInput, NotFound
-from domain.usage import Reading, check_readings, latest_per_time
+from domain.usage import check_readings, latest_per_time
 from repository import readings as readings_repo
 
 
 def store(body: dict):
     config = settings()
     meter_id = body["smartMeterId"]
-    readings = [Reading(item["time"], float(item["reading"])) for item in body["electricityReadings"]]
+    # (time, kW) pairs rather than Reading objects: a batch holds up to 10,000 of them.
+    readings = [(item["time"], float(item["reading"])) for item in body["electricityReadings"]]
     check_readings(readings, now=now(), max_future_skew=config.max_future_skew_seconds)
     stored = latest_per_time(readings)
     readings_repo.store(meter_id, stored, config.max_reading_gap_seconds)
-    return json_response({"smartMeterId": meter_id, "electricityReadings": [_reading_json(r) for r in stored]})
+    return json_response({"smartMeterId": meter_id, "electricityReadings": _readings_json(stored)})
 
 
 def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):
@@ -24,7 +25,7 @@ def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):
     samples = readings_repo.samples_between(smart_meter_id, from_, to)
     if not samples and readings_repo.period(smart_meter_id) is None:
         raise NotFound(f"meter {smart_meter_id!r} has no readings")
-    return json_response([_reading_json(r) for r in samples])
+    return json_response(_readings_json(samples))
 
 
 def check_window(from_: int | None, to: int | None) -> None:
@@ -32,5 +33,5 @@ def check_window(from_: int | None, to: int | None) -> None:
         raise InvalidInput(f"from ({from_}) must not be after to ({to})", field="from")
 
 
-def _reading_json(reading: Reading) -> dict:
-    return {"time": reading.time, "reading": reading.reading}
+def _readings_json(readings: list[tuple[int, float]]) -> list[dict]:
+    return [{"time": time, "reading": value} for time, value in readings]

@@ -44,23 +44,24 @@ class Usage:
         return self.end - self.start - sum(gap.end - gap.start for gap in self.gaps)
 
 
-def latest_per_time(readings: Iterable[Reading]) -> list[Reading]:
+def latest_per_time(readings: Iterable[tuple[int, float]]) -> list[tuple[int, float]]:
     """Sorted by time, one sample per second: a repeated time keeps the value sent last (meters retry)."""
-    by_time = {reading.time: reading for reading in readings}
+    by_time = {reading[0]: reading for reading in readings}
     return [by_time[time] for time in sorted(by_time)]
 
 
-def check_readings(readings: Sequence[Reading], *, now: int, max_future_skew: int) -> None:
+def check_readings(readings: Sequence[tuple[int, float]], *, now: int, max_future_skew: int) -> None:
     """Meaning the schema cannot state: finite values and no clock that runs ahead of ours."""
-    for index, reading in enumerate(readings):
-        if not math.isfinite(reading.reading) or reading.reading < 0:
+    latest_allowed = now + max_future_skew
+    for index, (time, value) in enumerate(readings):
+        if not (0 <= value < math.inf):  # False for NaN as well
             raise InvalidInput(
-                f"electricityReadings[{index}].reading: {reading.reading!r} is not a finite number >= 0",
+                f"electricityReadings[{index}].reading: {value!r} is not a finite number >= 0",
                 field=f"electricityReadings[{index}].reading",
             )
-        if reading.time > now + max_future_skew:
+        if time > latest_allowed:
             raise InvalidInput(
-                f"electricityReadings[{index}].time: {reading.time} lies more than {max_future_skew} s in the future",
+                f"electricityReadings[{index}].time: {time} lies more than {max_future_skew} s in the future",
                 field=f"electricityReadings[{index}].time",
             )
 
@@ -92,11 +93,17 @@ def energy_by_hour(samples: Sequence[tuple[int, float]], max_gap: int, start: in
     exactly at it.
     """
     energy: dict[int, float] = {}
+    get = energy.get
     for (t1, r1), (t2, r2) in zip(samples, samples[1:], strict=False):
         elapsed = t2 - t1
         if elapsed <= 0 or elapsed > max_gap or t2 <= start or t1 >= end:
             continue
         slope = (r2 - r1) / elapsed
+        bucket = t1 - t1 % HOUR
+        if start <= t1 and t2 <= end and t2 <= bucket + HOUR:
+            # The common case, the whole interval inside one hour: the loop below in one step, same arithmetic.
+            energy[bucket] = get(bucket, 0.0) + (r1 + (r1 + slope * elapsed)) / 2 * elapsed / HOUR
+            continue
         piece_start = max(t1, start)
         stop = min(t2, end)
         while piece_start < stop:
@@ -104,7 +111,7 @@ def energy_by_hour(samples: Sequence[tuple[int, float]], max_gap: int, start: in
             piece_end = min(bucket + HOUR, stop)
             p1 = r1 + slope * (piece_start - t1)
             p2 = r1 + slope * (piece_end - t1)
-            energy[bucket] = energy.get(bucket, 0.0) + (p1 + p2) / 2 * (piece_end - piece_start) / HOUR
+            energy[bucket] = get(bucket, 0.0) + (p1 + p2) / 2 * (piece_end - piece_start) / HOUR
             piece_start = piece_end
     return energy
 
@@ -116,10 +123,17 @@ def affected_hour_ranges(times: Iterable[int], max_gap: int) -> list[tuple[int, 
     no energy, so only hours overlapping [t - max_gap, t + max_gap] can change.
     """
     ranges: list[tuple[int, int]] = []
+    first = last = None
     for time in sorted(set(times)):
-        first, last = hour_of(time - max_gap), hour_of(time + max_gap)
-        if ranges and first <= ranges[-1][1] + HOUR:
-            ranges[-1] = (ranges[-1][0], max(last, ranges[-1][1]))
-        else:
+        low = time - max_gap
+        if last is not None and low - low % HOUR <= last + HOUR:
+            high = time + max_gap
+            last = high - high % HOUR  # times ascend, so this never moves back
+            continue
+        if last is not None:
             ranges.append((first, last))
+        high = time + max_gap
+        first, last = low - low % HOUR, high - high % HOUR
+    if last is not None:
+        ranges.append((first, last))
     return ranges
