@@ -473,8 +473,17 @@ def _price_key_to_db(key: tuple[int, ...]) -> tuple:
 
 
 def _page(query: peewee.Select, key: list[peewee.Field], page: PageRequest, key_to_db=lambda key: key) -> list:
-    """One page of `query` in `key` order. With a cursor the page seeks past the key (an index range scan
-    whatever the depth); without one it skips `offset` rows (the cost grows with the offset)."""
+    """One page of `query` in `key` order (see `page_query`)."""
+    paged, backwards = page_query(query, key, page, key_to_db)
+    rows = list(paged)
+    return rows[::-1] if backwards else rows
+
+
+def page_query(
+    query: peewee.Select, key: list[peewee.Field], page: PageRequest, key_to_db=lambda key: key
+) -> tuple[peewee.Select, bool]:
+    """The query of one page and whether its rows come backwards. With a cursor the page seeks past the
+    key, an index range scan whatever the depth; without one it skips `offset` rows (cost grows with it)."""
     column = key[0] if len(key) == 1 else peewee.Tuple(*key)
 
     def value(cursor):
@@ -486,11 +495,11 @@ def _page(query: peewee.Select, key: list[peewee.Field], page: PageRequest, key_
     forward, backward = (descending, ascending) if page.descending else (ascending, descending)
     if page.after is not None:
         seek = column < value(page.after) if page.descending else column > value(page.after)
-        return list(query.where(seek).order_by(*forward).limit(page.limit))
+        return query.where(seek).order_by(*forward).limit(page.limit), False
     if page.before is not None:
         seek = column > value(page.before) if page.descending else column < value(page.before)
-        return list(reversed(list(query.where(seek).order_by(*backward).limit(page.limit))))
-    return list(query.order_by(*forward).offset(page.offset).limit(page.limit))
+        return query.where(seek).order_by(*backward).limit(page.limit), True
+    return query.order_by(*forward).offset(page.offset).limit(page.limit), False
 
 
 def _count(query: peewee.Select) -> int:

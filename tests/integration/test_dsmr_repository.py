@@ -1,0 +1,259 @@
+"""The DSMR repository on a real database (SQLite always, PostgreSQL when configured): readings stored once,
+statistics kept equal to a recomputation from every reading whatever the arrival order, paging by key."""
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import peewee
+import pytest
+
+from domain.dsmr import DsmrReading, PageRequest, TelegramFacts, TimeWindow, day_from_hours
+from domain.statistics import EnergyPrices, day_statistics, hour_statistics
+from repository import db
+from repository import dsmr as repo
+from repository import readings as readings_repo
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+D = Decimal
+# 31 March 2024 springs forward (a 23-hour day), 27 October 2024 falls back (25 hours).
+SPRING = datetime(2024, 3, 30, 20, 0, tzinfo=UTC)
+
+
+def reading(meter: str, moment: datetime, index: int, *, gas: bool = True) -> DsmrReading:
+    """Registers that rise unevenly with `index`, and a v4-style hourly gas capture."""
+    return DsmrReading(
+        meter=meter,
+        timestamp=moment,
+        electricity_delivered_1=D("1000.000") + D(index * 37 % 11) / 100 + D(index) / 10,
+        electricity_returned_1=D("0.000"),
+        electricity_delivered_2=D("2000.000") + D(index) * D("0.125"),
+        electricity_returned_2=D("10.000") + D(index // 3) * D("0.010"),
+        electricity_currently_delivered=D("0.500"),
+        electricity_currently_returned=D("0.000"),
+        extra_device_timestamp=moment.replace(minute=0, second=0) if gas else None,
+        extra_device_delivered=D("500.000") + D(int(moment.timestamp()) // 3600 % 1000) / 100 if gas else None,
+    )
+
+
+def series(meter: str, start: datetime, count: int, every: timedelta) -> list[DsmrReading]:
+    return [reading(meter, start + index * every, index) for index in range(count)]
+
+
+def stored_hours(meter: str) -> dict:
+    count, items = repo.hour_statistics_page(meter, TimeWindow(), PageRequest(limit=1000))
+    assert count == len(items)
+    return {item.value.hour_start: item.value for item in items}
+
+
+def stored_days(meter: str) -> dict:
+    count, items = repo.day_statistics_page(meter, None, None, PageRequest(limit=1000))
+    return {item.value.day: item.value for item in items}
+
+
+PRICES = EnergyPrices(
+    start=date(2024, 1, 1),
+    end=None,
+    description="test",
+    electricity_delivered_1_price=D("0.2"),
+    electricity_delivered_2_price=D("0.3"),
+    electricity_returned_2_price=D("0.1"),
+    gas_price=D("0.9"),
+    fixed_daily_cost=D("0.25"),
+)
+
+
+def test_statistics_equal_a_recomputation_from_every_reading_whatever_the_arrival_order(database):
+    readings = series("m1", SPRING, 90, timedelta(minutes=25))  # 37.5 hours across the 23-hour day
+    repo.add_energy_prices(PRICES, AMSTERDAM)
+    shuffled = readings[:]
+    random.Random(7).shuffle(shuffled)
+    for item in shuffled:
+        repo.store_reading(item, AMSTERDAM)
+
+    positions = [item.position for item in readings]
+    days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
+    expected_hours = {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
+    expected_days = {stat.day: stat for stat in day_statistics(positions, AMSTERDAM, [PRICES], days=days)}
+    assert stored_hours("m1") == expected_hours
+    assert stored_days("m1") == expected_days
+    assert date(2024, 3, 31) in expected_days
+    assert len([hour for hour in expected_hours if hour.astimezone(AMSTERDAM).date() == date(2024, 3, 31)]) == 23
+
+
+def test_a_reading_repeated_for_the_same_meter_and_instant_is_stored_once(database):
+    first = reading("m1", SPRING, 1)
+    assert repo.store_reading(first, AMSTERDAM).created
+    again = repo.store_reading(first, AMSTERDAM)
+    assert not again.created and again.reading.value.same_values(first)
+    assert repo.ReadingRow.select().count() == 1
+    other_meter = repo.store_reading(reading("m2", SPRING, 1), AMSTERDAM)
+    assert other_meter.created and repo.ReadingRow.select().count() == 2
+
+
+def test_the_installation_rows_are_every_meters_rows_added_up(database):
+    for meter in ("m1", "m2"):
+        for item in series(meter, SPRING, 20, timedelta(minutes=30)):
+            repo.store_reading(item, AMSTERDAM)
+    one, two, total = stored_hours("m1"), stored_hours("m2"), stored_hours(None)
+    assert total.keys() == one.keys() == two.keys()
+    for hour, stat in total.items():
+        assert stat.electricity1 == one[hour].electricity1 + two[hour].electricity1
+        gases = [meter[hour].gas for meter in (one, two) if meter[hour].gas is not None]
+        assert stat.gas == (sum(gases) if gases else None)
+    days_one, days_total = stored_days("m1"), stored_days(None)
+    assert {day: 2 * stat.electricity2 for day, stat in days_one.items()} == {
+        day: stat.electricity2 for day, stat in days_total.items()
+    }
+
+
+def test_adding_a_contract_reprices_the_days_it_covers_only(database):
+    for item in series("m1", datetime(2024, 5, 1, 12, tzinfo=UTC), 60, timedelta(hours=1)):
+        repo.store_reading(item, AMSTERDAM)
+    assert all(stat.total_cost == 0 for stat in stored_days(None).values())
+    may_2 = EnergyPrices(start=date(2024, 5, 2), end=date(2024, 5, 2), description="one day", gas_price=D("1"))
+    repo.add_energy_prices(may_2, AMSTERDAM)
+    days = stored_days(None)
+    assert days[date(2024, 5, 2)].gas_cost == days[date(2024, 5, 2)].gas.quantize(D("0.01"))
+    assert days[date(2024, 5, 2)].gas_cost > 0
+    assert days[date(2024, 5, 1)].total_cost == days[date(2024, 5, 3)].total_cost == 0
+    hours_of_may_2 = [stat for hour, stat in stored_hours("m1").items() if hour.astimezone(AMSTERDAM).day == 2]
+    assert stored_days("m1")[date(2024, 5, 2)] == day_from_hours(date(2024, 5, 2), hours_of_may_2, AMSTERDAM, [may_2])
+
+
+def test_a_dsmr_meters_hourly_delivered_energy_feeds_the_price_plan_rollups(database):
+    readings = series("E001", datetime(2024, 5, 1, 12, tzinfo=UTC), 5, timedelta(hours=1))
+    for item in readings:
+        repo.store_reading(item, AMSTERDAM)
+    rollups = {
+        row.hour_start: row.kwh
+        for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == "E001")
+    }
+    hours = stored_hours("E001")
+    assert rollups == {
+        int(hour.timestamp()): float(stat.electricity1 + stat.electricity2) for hour, stat in hours.items()
+    }
+    first = int(readings[0].timestamp.timestamp())
+    assert readings_repo.period("E001") == (first, first + 4 * 3600)
+
+
+def test_rebuilding_the_kw_rollups_keeps_the_dsmr_meters_hours(database):
+    for item in series("E001", datetime(2024, 5, 1, 12, tzinfo=UTC), 3, timedelta(hours=1)):
+        repo.store_reading(item, AMSTERDAM)
+    before = readings_repo.EnergyHour.select().count()
+    readings_repo.rebuild_rollups(3600)
+    assert readings_repo.EnergyHour.select().count() == before == 2
+
+
+def test_a_failure_while_refreshing_statistics_stores_nothing(database, monkeypatch):
+    def explode(*args, **kwargs):
+        raise peewee.OperationalError("disk full")
+
+    monkeypatch.setattr(repo, "_refresh_installation", explode)
+    with pytest.raises(peewee.OperationalError):
+        repo.store_reading(reading("m1", SPRING, 1), AMSTERDAM)
+    assert repo.ReadingRow.select().count() == 0
+    assert repo.HourRow.select().count() == 0
+    assert repo.known_meters() == []
+
+
+def page_through(meter, page_size, descending=False, *, by_cursor):
+    """Every row, page by page, following cursors (as the `next` links do) or offsets."""
+    whole = meter is None
+    seen, page = [], PageRequest(limit=page_size, descending=descending)
+    while True:
+        count, items = repo.readings_page(meter, TimeWindow(), page)
+        if not items:
+            return count, seen
+        seen += [item.id for item in items]
+        if by_cursor:
+            page = PageRequest(limit=page_size, descending=descending, after=repo.reading_key(items[-1], whole))
+        else:
+            page = PageRequest(offset=page.offset + page_size, limit=page_size, descending=descending)
+
+
+@pytest.mark.parametrize("meter", ["m1", None])
+@pytest.mark.parametrize("descending", [False, True])
+def test_cursor_pages_hold_the_same_rows_as_offset_pages(database, meter, descending):
+    for name in ("m1", "m2"):
+        for item in series(name, SPRING, 23, timedelta(minutes=7)):
+            repo.store_reading(item, AMSTERDAM)
+    count, by_offset = page_through(meter, 5, descending, by_cursor=False)
+    assert page_through(meter, 5, descending, by_cursor=True) == (count, by_offset)
+    assert count == len(by_offset) == (23 if meter else 46)
+    assert len(set(by_offset)) == len(by_offset)
+
+
+def test_a_page_before_a_cursor_is_the_previous_page_in_order(database):
+    for item in series("m1", SPRING, 30, timedelta(minutes=5)):
+        repo.store_reading(item, AMSTERDAM)
+    _, third = repo.readings_page("m1", TimeWindow(), PageRequest(offset=20, limit=10))
+    _, second = repo.readings_page("m1", TimeWindow(), PageRequest(offset=10, limit=10))
+    _, before_third = repo.readings_page(
+        "m1", TimeWindow(), PageRequest(limit=10, before=repo.reading_key(third[0], False))
+    )
+    assert [item.id for item in before_third] == [item.id for item in second]
+
+
+def query_plan(sql: str, params) -> str:
+    if db.is_sqlite():
+        return " ".join(str(row) for row in db.database.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+    # A tiny table would be scanned and sorted anyway; forbid both to see what the indexes offer.
+    db.database.execute_sql("SET enable_seqscan = off; SET enable_sort = off; SET enable_bitmapscan = off")
+    return " ".join(row[0] for row in db.database.execute_sql(f"EXPLAIN {sql}", params).fetchall())
+
+
+@pytest.mark.parametrize(
+    ("meter", "after"),
+    [("m1", (1711828800,)), (None, (1711828800, 3))],
+)
+def test_a_cursor_page_is_an_index_seek_not_a_scan(database, meter, after):
+    for item in series("m1", SPRING, 10, timedelta(minutes=5)):
+        repo.store_reading(item, AMSTERDAM)
+    query = repo.ReadingRow.select()
+    if meter:
+        query = query.where(repo.ReadingRow.meter == meter)
+    key = [repo.ReadingRow.timestamp] if meter else [repo.ReadingRow.timestamp, repo.ReadingRow.id]
+    sql, params = repo.page_query(query, key, PageRequest(limit=25, after=after))[0].sql()
+    plan = query_plan(sql, params)
+    assert "meter_timestamp" in plan or "timestamp_id" in plan, plan
+    assert "SCAN dsmr_readings " not in plan + " " and "Seq Scan" not in plan, plan
+
+
+def test_meter_statistics_describe_the_newest_telegram_and_count_every_one(database):
+    def facts(moment, version):
+        return TelegramFacts(moment, version, 2, {"power_failure_count": 4}, f"/telegram {version}")
+
+    newer, older = reading("E1", SPRING + timedelta(hours=1), 2), reading("E1", SPRING, 1)
+    repo.store_reading(newer, AMSTERDAM, facts(newer.timestamp, "50"))
+    repo.store_reading(older, AMSTERDAM, facts(older.timestamp, "42"))  # late: counted, not described
+    repo.store_reading(older, AMSTERDAM, facts(older.timestamp, "42"))  # duplicate
+    repo.count_rejected_telegram()
+    statistics = repo.meter_statistics(None)
+    assert (statistics.meter, statistics.dsmr_version, statistics.timestamp) == ("E1", "50", newer.timestamp)
+    assert statistics.counters["power_failure_count"] == 4
+    assert (statistics.accepted_telegrams, statistics.duplicate_telegrams, statistics.rejected_telegrams) == (2, 1, 1)
+    assert statistics.latest_telegram == "/telegram 50"
+    assert repo.meter_statistics("nobody") is None
+
+
+def test_the_api_key_hash_is_stored_and_replaced(database):
+    assert repo.api_key_hash() is None
+    repo.replace_api_key_hash("sha256$aa")
+    repo.replace_api_key_hash("sha256$bb")
+    assert repo.api_key_hash() == "sha256$bb"
+
+
+def test_the_positions_of_a_day_give_the_same_today_as_every_reading(database):
+    from domain.statistics import consumption_today
+
+    day = date(2024, 3, 31)
+    readings = series("m1", datetime(2024, 3, 30, 23, 10, tzinfo=UTC), 50, timedelta(minutes=13))
+    for item in readings:
+        repo.store_reading(item, AMSTERDAM)
+    contracts = [PRICES]
+    every = [item.position for item in readings]
+    assert consumption_today(repo.positions_for_day("m1", day, AMSTERDAM), AMSTERDAM, contracts, day) == (
+        consumption_today(every, AMSTERDAM, contracts, day)
+    )
