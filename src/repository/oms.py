@@ -324,7 +324,8 @@ def _messages(device_by_message_id: dict[int, list[int]]) -> list[OmsMessage]:
             .where(RecordRow.message.in_(chunk))
             .order_by(RecordRow.message, RecordRow.position)
         )
-        for message_id, dimension, storagenr, tariff, subunit, number, moment, offset in record_query.tuples():
+        # The raw cursor: peewee's per-cell conversion was half the export's time. Cells are converted below.
+        for message_id, dimension, storagenr, tariff, subunit, number, moment, offset in database.execute(record_query):
             value = _stored_value(number, moment, offset)
             records[message_id].append(OmsRecord(dimension, value, storagenr=storagenr, tariff=tariff, subunit=subunit))
     messages = []
@@ -377,9 +378,10 @@ def _aware_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
-def _stored_value(number: str | None, moment: datetime | None, offset_microseconds: int | None) -> OmsValue:
+def _stored_value(number: str | None, moment: datetime | str | None, offset_microseconds: int | None) -> OmsValue:
     if number is not None:
         return Decimal(number)
+    moment = moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)  # SQLite answers text
     return moment.replace(tzinfo=UTC).astimezone(timezone(timedelta(microseconds=offset_microseconds)))
 
 
