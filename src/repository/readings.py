@@ -14,7 +14,6 @@ from repository import settings
 from repository.db import BaseModel, database, is_sqlite, write_transaction
 
 ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
-WEEK = 7 * 86_400
 
 
 class MeterReading(BaseModel):
@@ -142,22 +141,28 @@ def samples_between(meter_id: str, start: int | None = None, end: int | None = N
 
 def period(meter_id: str) -> tuple[int, int] | None:
     """First and last sample time of the meter, or None when it has none."""
-    first, last = (
-        MeterReading.select(peewee.fn.MIN(MeterReading.time), peewee.fn.MAX(MeterReading.time))
-        .where(MeterReading.meter_id == meter_id)
-        .tuples()
-        .get()
-    )
+    # Two scalar subqueries, each one index seek: SQLite answers MIN and MAX in one SELECT by scanning
+    # every sample of the meter (55 ms at a million samples).
+    p = _param()
+    first, last = database.execute_sql(
+        f'SELECT (SELECT MIN("time") FROM meter_readings WHERE meter_id = {p}),'
+        f' (SELECT MAX("time") FROM meter_readings WHERE meter_id = {p})',
+        (meter_id, meter_id),
+    ).fetchone()
     if first is None:
-        # A meter known only by its registers (DSMR) has hourly energy but no kW samples.
-        first, last = (
-            EnergyHour.select(peewee.fn.MIN(EnergyHour.hour_start), peewee.fn.MAX(EnergyHour.hour_start))
-            .where(EnergyHour.meter_id == meter_id)
-            .tuples()
-            .get()
-        )
-        return None if first is None else (first, last + HOUR)
+        return _energy_period(meter_id)
     return (first, last)
+
+
+def _energy_period(meter_id: str) -> tuple[int, int] | None:
+    """A meter known only by its registers (DSMR) has hourly energy but no kW samples."""
+    p = _param()
+    first, last = database.execute_sql(
+        f"SELECT (SELECT MIN(hour_start) FROM energy_hours WHERE meter_id = {p}),"
+        f" (SELECT MAX(hour_start) FROM energy_hours WHERE meter_id = {p})",
+        (meter_id, meter_id),
+    ).fetchone()
+    return None if first is None else (first, last + HOUR)
 
 
 def replace_hourly_energy(meter_id: str, kwh_by_hour: Mapping[int, float], *, clear: Iterable[int] = ()) -> None:
@@ -206,23 +211,39 @@ def weekday_energy(
 
 
 def _rollup_weekdays(meter_id: str, zone: ZoneInfo, start: int, end: int) -> dict[int, float]:
-    segments = offset_segments(zone, start, end)
-    offset = segments[-1].offset
-    if len(segments) > 1:
-        offset = peewee.Case(
-            None, [(EnergyHour.hour_start < segment.end, segment.offset) for segment in segments[:-1]], offset
-        )
-    # Epoch day 0 was a Thursday (weekday 3); adding a whole week keeps the dividend positive.
-    # Integer division on both engines; the modulo is spelled out because peewee reads `%` as a pattern.
-    day = (EnergyHour.hour_start + offset + WEEK) / 86_400 + 3
-    weekday = day - (day / 7) * 7
-    query = (
-        EnergyHour.select(weekday.alias("weekday"), peewee.fn.SUM(EnergyHour.kwh))
-        .where((EnergyHour.meter_id == meter_id) & (EnergyHour.hour_start >= start) & (EnergyHour.hour_start < end))
-        .group_by(peewee.SQL("1"))
-        .tuples()
-    )
-    return {int(day): kwh for day, kwh in query}
+    """The rollups of hours starting in [start, end), summed per local weekday of the hour's start.
+
+    SQL sums each local day's hours with one index range (a recursive CTE lists the local midnights of
+    each stretch of constant UTC offset); the days are booked to weekdays here. Grouping every hour row
+    by a weekday expression instead made SQLite sort them all: 2.5 ms for a million samples, 3x this.
+    """
+    p = _param()
+    # Only the span that holds rollups: a wide window over sparse data must not cost a seek per empty day.
+    low, high = database.execute_sql(
+        f"SELECT (SELECT MIN(hour_start) FROM energy_hours WHERE meter_id = {p} AND hour_start >= {p}),"
+        f" (SELECT MAX(hour_start) FROM energy_hours WHERE meter_id = {p} AND hour_start < {p})",
+        (meter_id, start, meter_id, end),
+    ).fetchone()
+    if low is None or high is None or low > high:
+        return {}
+    by_weekday: dict[int, float] = {}
+    for segment in offset_segments(zone, low, high + 1):
+        offset = segment.offset
+        first_midnight = segment.start - (segment.start + offset) % 86_400
+        rows = database.execute_sql(
+            "WITH RECURSIVE days(midnight) AS ("
+            f" SELECT CAST({p} AS BIGINT) UNION ALL SELECT midnight + 86400 FROM days WHERE midnight + 86400 < {p})"
+            f" SELECT midnight, (SELECT SUM(kwh) FROM energy_hours WHERE meter_id = {p}"
+            " AND hour_start >= midnight AND hour_start < midnight + 86400"
+            f" AND hour_start >= {p} AND hour_start < {p}) FROM days",
+            (first_midnight, segment.end, meter_id, segment.start, segment.end),
+        ).fetchall()
+        for midnight, kwh in rows:
+            if kwh is not None:
+                # Epoch day 0 was a Thursday (weekday 3); midnight + offset is a local midnight.
+                weekday = ((midnight + offset) // 86_400 + 3) % 7
+                by_weekday[weekday] = by_weekday.get(weekday, 0.0) + kwh
+    return by_weekday
 
 
 def rollups_match(max_gap: int) -> bool:
