@@ -22,7 +22,7 @@ def create_reading(body: dict | None = None):
         reading = reading_from_telegram(
             telegram, received_at=datetime.now(UTC), max_future_skew=config.max_future_skew_seconds
         )
-        reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters()))
+        reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters))
     except DomainError:
         dsmr_repo.count_rejected_telegram()
         raise

@@ -43,7 +43,7 @@ def create_reading(body: dict | None = None):
     reading = reading_from_fields(
         body or {}, tz, now=datetime.now(UTC), max_future_skew=settings().max_future_skew_seconds
     )
-    reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters()))
+    reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters))
     stored = dsmr_repo.store_reading(reading, tz)
     if not stored.created and not stored.reading.value.same_values(reading):
         raise Conflict(

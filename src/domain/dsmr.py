@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -289,18 +289,20 @@ def meter_from_equipment_id(equipment_id: str | None) -> str | None:
     return _NOT_IN_METER_ID.sub("_", equipment_id.strip())[:METER_ID_MAX_LENGTH]
 
 
-def resolve_meter(given: str | None, known_meters: Sequence[str]) -> str:
+def resolve_meter(given: str | None, known_meters: Callable[[], Sequence[str]]) -> str:
     """The meter a reading belongs to: the one it names; else the installation's only meter; else DEFAULT_METER.
 
-    With several meters and none named the reading is ambiguous and refused.
+    With several meters and none named the reading is ambiguous and refused. `known_meters` is asked only
+    when the reading names no meter.
     """
     if given:
         return given
-    if len(known_meters) == 1:
-        return known_meters[0]
-    if not known_meters:
+    meters = known_meters()
+    if len(meters) == 1:
+        return meters[0]
+    if not meters:
         return DEFAULT_METER
-    raise FieldErrors({"meter": [f"Several meters are known ({', '.join(sorted(known_meters))}); name one."]})
+    raise FieldErrors({"meter": [f"Several meters are known ({', '.join(sorted(meters))}); name one."]})
 
 
 def check_telegram_text(value: object) -> str:

@@ -247,11 +247,11 @@ def test_a_kept_telegram_loses_characters_no_database_stores():
 
 
 def test_a_reading_without_a_meter_goes_to_the_only_meter_or_the_default_one():
-    assert resolve_meter("E1", ["E2"]) == "E1"
-    assert resolve_meter(None, ["E2"]) == "E2"
-    assert resolve_meter(None, []) == DEFAULT_METER
+    assert resolve_meter("E1", lambda: pytest.fail("a named meter needs no lookup")) == "E1"
+    assert resolve_meter(None, lambda: ["E2"]) == "E2"
+    assert resolve_meter(None, lambda: []) == DEFAULT_METER
     with pytest.raises(FieldErrors, match="Several meters"):
-        resolve_meter(None, ["E1", "E2"])
+        resolve_meter(None, lambda: ["E1", "E2"])
 
 
 # --- list parameters -----------------------------------------------------------------------------------------
