@@ -248,9 +248,7 @@ def api_key_hash() -> str | None:
 
 def replace_api_key_hash(key_hash: str) -> None:
     with write_transaction():
-        settings.Setting.insert(key=API_KEY_SETTING, value=key_hash).on_conflict(
-            conflict_target=[settings.Setting.key], update={settings.Setting.value: key_hash}
-        ).execute()
+        settings.put(API_KEY_SETTING, key_hash)
 
 
 # --- writing readings ----------------------------------------------------------------------------------------
@@ -286,7 +284,7 @@ def store_reading(reading: DsmrReading, tz: tzinfo, telegram: TelegramFacts | No
                 _count_telegram(reading.meter, telegram, duplicate=True)
             return Stored(Identified(existing.id, _reading(existing)), created=False)
         row_id = ReadingRow.insert(**_reading_columns(reading)).execute()
-        _refresh_after(reading, tz)
+        _refresh_after(row_id, reading, tz)
         if telegram is not None:
             _count_telegram(reading.meter, telegram, duplicate=False)
         return Stored(Identified(row_id, reading), created=True)
@@ -322,12 +320,23 @@ def _next_timestamp(meter: str, after: int) -> int | None:
     return row[0] if row else None
 
 
-def _refresh_after(reading: DsmrReading, tz: tzinfo) -> None:
+def _refresh_after(row_id: int, reading: DsmrReading, tz: tzinfo) -> None:
     instants = [reading.timestamp]
-    if reading.extra_device_timestamp is not None:
+    # Only a gas capture no other reading carried changes gas figures. A gas meter that stops reporting
+    # repeats an ever older capture; refreshing back to it on every telegram would grow without bound.
+    if reading.extra_device_timestamp is not None and not _gas_capture_known(reading, row_id):
         instants.append(reading.extra_device_timestamp)
     following = _instant(_next_timestamp(reading.meter, _epoch(reading.timestamp)))
     refresh_hours(reading.meter, hours_to_refresh(instants, following, tz), tz)
+
+
+def _gas_capture_known(reading: DsmrReading, row_id: int) -> bool:
+    carried = (
+        (ReadingRow.meter == reading.meter)
+        & (ReadingRow.extra_device_timestamp == _epoch(reading.extra_device_timestamp))
+        & (ReadingRow.id != row_id)
+    )
+    return ReadingRow.select(ReadingRow.id).where(carried).limit(1).exists()
 
 
 def refresh_hours(meter: str, spans: Sequence[tuple[datetime, datetime]], tz: tzinfo) -> None:

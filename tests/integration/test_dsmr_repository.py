@@ -2,6 +2,8 @@
 statistics kept equal to a recomputation from every reading whatever the arrival order, paging by key."""
 
 import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -257,3 +259,48 @@ def test_the_positions_of_a_day_give_the_same_today_as_every_reading(database):
     assert consumption_today(repo.positions_for_day("m1", day, AMSTERDAM), AMSTERDAM, contracts, day) == (
         consumption_today(every, AMSTERDAM, contracts, day)
     )
+
+
+def test_a_gas_meter_that_stops_reporting_does_not_widen_the_hours_refreshed(database, monkeypatch):
+    start = datetime(2024, 5, 1, 0, 0, tzinfo=UTC)
+    stale = [
+        replace(reading("m1", start + index * timedelta(minutes=30), index), extra_device_timestamp=start)
+        for index in range(96)  # two days, every telegram repeating the capture of the first
+    ]
+    refreshed = []
+    original = repo.refresh_hours
+    monkeypatch.setattr(
+        repo, "refresh_hours", lambda meter, spans, tz: refreshed.append(spans) or original(meter, spans, tz)
+    )
+    for item in stale:
+        repo.store_reading(item, AMSTERDAM)
+    assert max(len(spans) for spans in refreshed[1:]) == 1
+    positions = [item.position for item in stale]
+    days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in stale})
+    assert stored_hours("m1") == {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
+
+
+def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(database, config):
+    readings = series("m1", SPRING, 60, timedelta(minutes=10)) + series("m2", SPRING, 60, timedelta(minutes=10))
+    random.Random(3).shuffle(readings)
+
+    def store_share(share):
+        db.connect()
+        try:
+            for item in share:
+                repo.store_reading(item, AMSTERDAM)
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(store_share, [readings[index::6] for index in range(6)]))
+
+    for meter in ("m1", "m2"):
+        positions = [item.position for item in readings if item.meter == meter]
+        days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
+        expected = {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
+        assert stored_hours(meter) == expected
+    one, two, total = stored_hours("m1"), stored_hours("m2"), stored_hours(None)
+    assert {hour: stat.electricity2 for hour, stat in total.items()} == {
+        hour: one[hour].electricity2 + two[hour].electricity2 for hour in one
+    }

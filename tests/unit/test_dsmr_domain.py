@@ -34,7 +34,7 @@ from domain.dsmr import (
 from domain.errors import InvalidInput
 from domain.statistics import EnergyPrices, MeterPosition, day_statistics, hour_statistics
 from domain.telegram import parse_telegram
-from tests.support.telegrams import SEED_TELEGRAM, make_telegram
+from tests.support.telegrams import SEED_TELEGRAM, VARIANTS, make_telegram
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -211,6 +211,20 @@ def test_a_v4_telegram_carries_its_meter_and_hourly_gas_reading():
     assert reading.timestamp == moment
     assert reading.extra_device_timestamp == datetime(2024, 1, 10, 11, 0, tzinfo=UTC)  # the hour's capture
     assert reading.extra_device_delivered == telegram.gas_delivered
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_telegram_variant_the_parser_reads_becomes_a_reading(variant):
+    for seed in range(20):
+        text = make_telegram(variant, random.Random(seed), timestamp=NOW - timedelta(hours=seed))
+        telegram = parse_telegram(text)
+        reading = reading_from_telegram(telegram, received_at=NOW, max_future_skew=86_400)
+        total = reading.electricity_delivered_1 + reading.electricity_delivered_2
+        assert total == telegram.electricity_delivered_1 + telegram.electricity_delivered_2
+        assert reading.meter == meter_from_equipment_id(telegram.equipment_id)
+        assert (reading.extra_device_delivered is None) == (
+            telegram.gas_delivered is None or telegram.gas_timestamp is None
+        )
 
 
 def test_a_legacy_telegram_without_a_clock_is_stamped_when_it_arrives():
