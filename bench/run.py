@@ -1,0 +1,507 @@
+"""`make bench`: every benchmark section in one run, each beside its reference measured in the same run
+on the same machine, written to bench/results.md (bench/results-quick.md for --quick).
+
+    .venv/bin/python bench/run.py             # everything, under 10 minutes
+    .venv/bin/python bench/run.py --quick     # shorter runs, under 2 minutes
+    .venv/bin/python bench/run.py --only 3    # one section (printed; written with --output)
+
+Sections (targets are ratios, because shared machines are noisy):
+  1  POST /readings/store, 1,000 readings a request: readings/s vs a plain Flask echo    >= 0.5
+  2  POST /readings/store, 1 reading a request: requests/s (p99) vs the same echo         >= 0.5
+  3  GET /price-plans/compare-all at 1k/100k/1M readings: p50, p99 vs itself at 1k      <= 3x, <= 20 ms
+  4  P1 telegram parsing vs dsmr-parser V5 (>= 5x); POST /api/v1/datalogger/dsmrreading requests/s
+  5  GET /export with 100,000 OMS devices vs 1,000: seconds and server peak memory
+  6  1-3 on the local PostgreSQL vs the SQLite figures (reported)
+Sections 1 and 2 run with SQLITE_SYNCHRONOUS=FULL (the default, which the target applies to) and NORMAL.
+
+Load: wrk (Debian) with generated Lua, one thread, against 127.0.0.1 only, bounded by time and count;
+servers: uvicorn with workers = cores on a scratch database. After every load run a sample of what the
+server stored is read back and compared with what was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib
+import importlib.metadata
+import json
+import platform
+import random
+import re
+import sqlite3
+import sys
+import time
+import traceback
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for _path in (str(BENCH), str(ROOT / "src"), str(ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import loadgen  # noqa: E402
+import readings_bench as rb  # noqa: E402
+import servers  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    load_seconds: float  # each load run of sections 1, 2, 4 and 6
+    echo_runs: int  # the echo is measured before and after our app in the full run (drift on a shared box)
+    compare_sizes: tuple[int, ...]
+    compare_seconds: float
+    compare_requests: int
+    telegram_seconds: float
+    oms_devices: tuple[int, int]
+    synchronous: tuple[str, ...]
+
+
+FULL = Profile("full", 10, 2, (1_000, 100_000, 1_000_000), 5, 2_000, 6, (1_000, 100_000), ("FULL", "NORMAL"))
+QUICK = Profile("quick", 2.5, 1, (1_000, 100_000, 1_000_000), 1.5, 300, 2, (1_000, 10_000), ("FULL", "NORMAL"))
+
+
+@dataclass
+class Row:
+    section: str
+    what: str
+    measured: str
+    reference: str
+    ratio: str = ""
+    target: str = ""
+    result: str = ""  # PASS / FAIL / reported / not available / error
+
+
+@dataclass
+class Report:
+    profile: Profile
+    rows: list[Row] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    sqlite_figures: dict = field(default_factory=dict)  # section 6 compares with these
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        print(
+            f"  [{row.section}] {row.what}: {row.measured} | ref {row.reference} | {row.ratio} {row.result}", flush=True
+        )
+
+    def note(self, section: str, text: str) -> None:
+        self.notes.setdefault(section, []).append(text)
+        print(f"      {text}", flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def load_note(name: str, measured: rb.Measured) -> str:
+    lat = measured.load.latency_ms
+    return (
+        f"{name}: {measured.load.requests:,} requests in {measured.load.duration_s:.1f} s, "
+        f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms; server CPU {measured.server_cores:.2f} cores, "
+        f"wrk {measured.client_cores:.2f} cores; server peak RSS {measured.peak_rss_mib:.0f} MiB; "
+        f"check: {measured.checked}"
+    )
+
+
+# ------------------------------------------------------------------------------------------ sections 1, 2
+
+
+def echo_reference(report: Report, section: str, mode: str, runs: list[rb.Measured]) -> float:
+    per_second = [m.load.rps * (rb.BATCH_READINGS if mode == "batch" else 1) for m in runs]
+    for index, m in enumerate(runs):
+        report.note(section, load_note(f"Flask echo, run {index + 1}", m))
+    return sum(per_second) / len(per_second)
+
+
+def store_section(report: Report, mode: str) -> None:
+    """Section 1 (mode batch) or 2 (single): the echo, our app with each SQLite synchronous setting,
+    and in the full run the echo again (its mean is the reference: the shared machine drifts)."""
+    profile = report.profile
+    section = "1" if mode == "batch" else "2"
+    label = "1,000 readings/request, readings/s" if mode == "batch" else "1 reading/request, requests/s"
+    unit = rb.BATCH_READINGS if mode == "batch" else 1
+    echoes = [rb.echo_run(mode, profile.load_seconds)]
+    ours = {
+        sync: rb.store_run("sqlite", mode, profile.load_seconds, sqlite_synchronous=sync)
+        for sync in profile.synchronous
+    }
+    echoes += [rb.echo_run(mode, profile.load_seconds) for _ in range(profile.echo_runs - 1)]
+    echo = echo_reference(report, section, mode, echoes)
+    echo_p99 = sum(e.load.latency_ms["p99"] for e in echoes) / len(echoes)
+    for sync, measured in ours.items():
+        value = measured.load.rps * unit
+        ratio = value / echo
+        report.sqlite_figures[(mode, sync)] = measured
+        full = sync == "FULL"
+        p99 = f", p99 {measured.load.latency_ms['p99']:.1f} ms" if mode == "single" else ""
+        report.add(
+            Row(
+                section,
+                f"POST /readings/store, {label}, SQLite synchronous={sync}",
+                f"{fmt(value)}{p99}",
+                f"Flask echo {fmt(echo)}" + (f", p99 {echo_p99:.1f} ms" if mode == "single" else ""),
+                f"{ratio:.2f}",
+                ">= 0.5" if full else "(reported)",
+                verdict(ratio >= 0.5) if full else "reported",
+            )
+        )
+        report.note(section, load_note(f"ours, synchronous={sync}", measured))
+
+
+def postgres_store(report: Report, mode: str) -> None:
+    label = "1,000 readings/request, readings/s" if mode == "batch" else "1 reading/request, requests/s"
+    unit = rb.BATCH_READINGS if mode == "batch" else 1
+    measured = rb.store_run("postgresql", mode, report.profile.load_seconds)
+    value = measured.load.rps * unit
+    sqlite = report.sqlite_figures.get((mode, "FULL"))
+    reference = sqlite.load.rps * unit if sqlite else None
+    p99 = f", p99 {measured.load.latency_ms['p99']:.1f} ms" if mode == "single" else ""
+    report.add(
+        Row(
+            "6",
+            f"POST /readings/store, {label}, PostgreSQL",
+            f"{fmt(value)}{p99}",
+            f"SQLite FULL {fmt(reference)}" if reference else "SQLite not measured in this run",
+            f"{value / reference:.2f}" if reference else "",
+            "(reported)",
+            "reported",
+        )
+    )
+    report.note("6", load_note(f"PostgreSQL, {label}", measured))
+
+
+# ------------------------------------------------------------------------------------------ section 3
+
+
+def compare_section(report: Report, kind: str = "sqlite") -> None:
+    profile = report.profile
+    results = rb.compare_all_run(kind, profile.compare_sizes, profile.compare_seconds, profile.compare_requests)
+    smallest, largest = min(results), max(results)
+    base = results[smallest].load.latency_ms["p50"]
+    section = "3" if kind == "sqlite" else "6"
+    for size, measured in results.items():
+        lat = measured.load.latency_ms
+        ratio = lat["p50"] / base if base else float("nan")
+        what = f"GET /price-plans/compare-all, {size:,} readings ({measured.extra['days']:,.0f} days), p50 / p99"
+        if kind != "sqlite":
+            what += ", PostgreSQL"
+        if kind == "sqlite" and size == largest:
+            ok = ratio <= 3 and lat["p50"] <= 20
+            target, result = "p50 <= 3x the 1,000 p50 and <= 20 ms", verdict(ok)
+        else:
+            target, result = "", "reported"
+        if kind == "sqlite":
+            reference = f"itself at {smallest:,}: p50 {base:.2f} ms"
+            report.sqlite_figures[("compare", size)] = measured
+        else:
+            sqlite = report.sqlite_figures.get(("compare", size))
+            reference = (
+                f"SQLite p50 {sqlite.load.latency_ms['p50']:.2f} ms" if sqlite else "SQLite not measured in this run"
+            )
+            ratio = lat["p50"] / sqlite.load.latency_ms["p50"] if sqlite else float("nan")
+        report.add(
+            Row(section, what, f"{lat['p50']:.2f} / {lat['p99']:.2f} ms", reference, f"{ratio:.2f}", target, result)
+        )
+        report.note(section, load_note(f"{size:,} readings", measured))
+    report.note(
+        section,
+        f"data: three meters, one sample a minute, loaded through repository.readings.store in "
+        f"{rb.LOAD_BATCH:,}-reading transactions (rollups kept as the API keeps them) in "
+        f"{next(iter(results.values())).extra['load_seconds']:.1f} s; requests are sequential (one connection)",
+    )
+
+
+# ------------------------------------------------------------------------------------------ section 4
+
+
+def telegram_section(report: Report) -> None:
+    try:
+        telegram_parse = importlib.import_module("telegram_parse")
+    except ImportError as error:
+        report.add(
+            Row(
+                "4",
+                "P1 telegram parsing, telegrams/s",
+                "not available",
+                f"bench/telegram_parse.py: {error}",
+                result="not available",
+            )
+        )
+    else:
+        result = telegram_parse.measure(report.profile.telegram_seconds)
+        ours, theirs = result["ours"], result.get("dsmr_parser")
+        if theirs:
+            speedup = ours["telegrams_per_second"] / theirs["telegrams_per_second"]
+            report.add(
+                Row(
+                    "4",
+                    f"P1 telegram parsing ({result['telegram']}), telegrams/s",
+                    fmt(ours["telegrams_per_second"]),
+                    f"dsmr-parser V5 {fmt(theirs['telegrams_per_second'])}",
+                    f"{speedup:.1f}",
+                    ">= 5",
+                    verdict(speedup >= 5),
+                )
+            )
+        else:
+            report.add(
+                Row(
+                    "4",
+                    "P1 telegram parsing, telegrams/s",
+                    fmt(ours["telegrams_per_second"]),
+                    "dsmr-parser not installed",
+                    result="not available",
+                )
+            )
+    dsmr_http(report)
+
+
+def _dsmr_available() -> bool:
+    return any("dsmrreading" in path.read_text() for path in (ROOT / "openapi").glob("*.yaml"))
+
+
+TELEGRAM_STEP = 10  # seconds between telegrams (DSMR v5 sends one a second; loggers often thin them out)
+_REGISTER = re.compile(r"1-0:1\.8\.1\((\d+\.\d+)\*kWh\)")
+
+
+def dsmr_http(report: Report) -> None:
+    what = "POST /api/v1/datalogger/dsmrreading (v5 telegram with gas, CRC checked), requests/s"
+    if not _dsmr_available():
+        report.add(Row("4", what, "not available", "the DSMR v1 endpoint is not in openapi/", result="not available"))
+        return
+    from tests.support.telegrams import make_telegram
+
+    seconds = report.profile.load_seconds
+    count = int(seconds * 400) + rb.SINGLE_CONNECTIONS  # well above what the endpoint answers: time binds
+    rng = random.Random(11)
+    start = datetime.datetime(2024, 3, 1, tzinfo=datetime.UTC)
+    meter = "E0025123456789012"
+    telegrams = [
+        make_telegram(
+            "v5",
+            rng,
+            timestamp=start + datetime.timedelta(seconds=TELEGRAM_STEP * n),
+            equipment_id=meter,
+            second_channel=None,
+        )
+        for n in range(count)
+    ]
+    key = f"bench-{random.SystemRandom().getrandbits(64):016x}"
+    work = loadgen.Workload(
+        kind="lines",
+        method="POST",
+        path="/api/v1/datalogger/dsmrreading",
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-AUTHKEY": key},
+        bodies=[("telegram=" + urllib.parse.quote(text)).encode() for text in telegrams],
+    )
+    env = {"DSMR_API_ENABLED": "1", "DSMR_API_KEY": key, "DSMR_VERIFY_CRC": "1"}
+    with servers.scratch_database("sqlite") as url, servers.app_server(url, **env) as server:
+        measured = rb.loaded(
+            server, work, conns=rb.SINGLE_CONNECTIONS, seconds=seconds, max_requests=count - rb.SINGLE_CONNECTIONS
+        )
+        measured.checked = check_dsmr(server.url, key, telegrams, start, measured.load)
+    report.add(
+        Row(
+            "4",
+            what,
+            f"{fmt(measured.load.rps)}, p99 {measured.load.latency_ms['p99']:.1f} ms",
+            "(none)",
+            "",
+            "(reported)",
+            "reported",
+        )
+    )
+    report.note("4", load_note("dsmrreading", measured))
+
+
+def check_dsmr(server_url: str, key: str, telegrams: list[str], start, result: loadgen.LoadResult) -> str:
+    sample = rb._sample(result.certainly_answered())
+    for n in sample:
+        moment = (start + datetime.timedelta(seconds=TELEGRAM_STEP * n)).isoformat()
+        query = urllib.parse.urlencode({"timestamp__gte": moment, "timestamp__lte": moment})
+        request = urllib.request.Request(
+            f"{server_url}/api/v2/datalogger/dsmrreading?{query}", headers={"X-AUTHKEY": key}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            page = json.loads(response.read())
+        expected = _REGISTER.search(telegrams[n]).group(1)
+        got = [row["electricity_delivered_1"] for row in page["results"]]
+        if len(got) != 1 or float(got[0]) != float(expected):
+            raise rb.CheckFailed(f"telegram {n}: stored electricity_delivered_1 {got}, sent {expected}")
+    return f"{len(sample)} telegrams read back through the v2 API, registers equal to those sent"
+
+
+# ------------------------------------------------------------------------------------------ section 5
+
+
+def export_section(report: Report) -> None:
+    small, large = report.profile.oms_devices
+    what = f"GET /export, {large:,} OMS devices: seconds, server peak RSS"
+    try:
+        oms_export = importlib.import_module("oms_export")
+    except ImportError as error:
+        report.add(Row("5", what, "not available", f"bench/oms_export.py: {error}", result="not available"))
+        return
+    first = oms_export.measure(small)
+    second = oms_export.measure(large)
+    time_ratio = second["export_seconds"] / first["export_seconds"]
+    growth = second["server_peak_rss_mib"] - first["server_peak_rss_mib"]
+    linear = large / small
+    report.add(
+        Row(
+            "5",
+            what,
+            f"{second['export_seconds']:.2f} s, {second['server_peak_rss_mib']:.0f} MiB",
+            f"{small:,} devices: {first['export_seconds']:.3f} s, {first['server_peak_rss_mib']:.0f} MiB",
+            f"time x{time_ratio:.0f} for x{linear:.0f} devices; memory +{growth:.0f} MiB",
+            f"time <= x{linear:.0f}; memory growth < 100 MB",
+            verdict(time_ratio <= linear and growth * 1.048576 < 100),
+        )
+    )
+    for result in (first, second):
+        report.note("5", json.dumps(result))
+
+
+# ------------------------------------------------------------------------------------------ section 6
+
+
+def postgres_section(report: Report) -> None:
+    reason = servers.postgres_available()
+    if reason:
+        report.add(Row("6", "sections 1-3 on PostgreSQL", "not available", reason, result="not available"))
+        return
+    postgres_store(report, "batch")
+    postgres_store(report, "single")
+    compare_section(report, "postgresql")
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+SECTIONS = {
+    1: ("POST /readings/store, 1,000-reading batches", lambda report: store_section(report, "batch")),
+    2: ("POST /readings/store, single readings", lambda report: store_section(report, "single")),
+    3: ("compare-all latency", compare_section),
+    4: ("P1 telegrams", telegram_section),
+    5: ("OMS export", export_section),
+    6: ("sections 1-3 on PostgreSQL", postgres_section),
+}
+
+
+def machine_facts() -> list[str]:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    versions = []
+    for package in ("connexion", "flask", "uvicorn", "peewee", "dsmr-parser"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+    postgres = "PostgreSQL not reachable"
+    with contextlib.suppress(Exception):
+        import psycopg2
+
+        connection = psycopg2.connect(servers.POSTGRES_BENCH_URL, connect_timeout=3)
+        postgres = f"PostgreSQL {connection.server_version // 10000}.{connection.server_version % 10000}"
+        connection.close()
+    return [
+        f"- Machine: {cpu}, {servers.cores()} cores{memory}; {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()}; {', '.join(versions)}; SQLite {sqlite3.sqlite_version}; {postgres}",
+        f"- Load generator: {loadgen.tool_name()}, one thread, 127.0.0.1 only; servers: uvicorn, "
+        f"{servers.cores()} workers (= cores), scratch databases",
+    ]
+
+
+def render(
+    report: Report, started: datetime.datetime, seconds: float, command: str, load_before: str, load_after: str
+) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC; {report.profile.name} run, {seconds / 60:.1f} minutes",
+        *machine_facts(),
+        f"- Load average before / after: {load_before} / {load_after}. The machine is shared: other engineers' "
+        "test runs compete for its 2 cores, so absolute figures move between runs; each target is a ratio to "
+        "a reference measured in the same run.",
+        f"- Reproduce: `{command}` (from the repository root; `make bench` / `make bench-quick`)",
+        "",
+        "| # | what | measured | reference (same run) | ratio | target | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        cells = (row.section, row.what, row.measured, row.reference, row.ratio, row.target, row.result)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Details", ""]
+    for section, notes in report.notes.items():
+        lines.append(f"Section {section}:")
+        lines += [f"- {note}" for note in notes]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (under 2 minutes)")
+    parser.add_argument("--only", type=int, action="append", choices=sorted(SECTIONS), help="run only this section")
+    parser.add_argument("--output", type=Path, help="where to write the table")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    report = Report(profile)
+    chosen = args.only or sorted(SECTIONS)
+    output = args.output or (None if args.only else BENCH / ("results-quick.md" if args.quick else "results.md"))
+    command = (
+        ".venv/bin/python bench/run.py"
+        + (" --quick" if args.quick else "")
+        + "".join(f" --only {n}" for n in args.only or [])
+    )
+    started, clock = datetime.datetime.now(datetime.UTC), time.monotonic()
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    failures = 0
+    for number in chosen:
+        title, run = SECTIONS[number]
+        print(f"section {number}: {title}", flush=True)
+        try:
+            run(report)
+        except Exception as error:  # noqa: BLE001 - one broken section must not hide the others
+            failures += 1
+            traceback.print_exc()
+            report.add(
+                Row(
+                    str(number),
+                    title,
+                    "error",
+                    f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}",
+                    result="ERROR",
+                )
+            )
+    seconds = time.monotonic() - clock
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    text = render(report, started, seconds, command, " ".join(load_before), " ".join(load_after))
+    print()
+    print(text)
+    if output:
+        output.write_text(text)
+        print(f"written to {output}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
