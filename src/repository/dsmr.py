@@ -132,6 +132,7 @@ class MeterRow(BaseModel):
     latest_telegram = peewee.TextField(null=True)
     accepted_telegrams = peewee.BigIntegerField(default=0)
     duplicate_telegrams = peewee.BigIntegerField(default=0)
+    reading_count = peewee.BigIntegerField(default=0)
 
     class Meta:
         table_name = "dsmr_meters"
@@ -284,6 +285,7 @@ def store_reading(reading: DsmrReading, tz: tzinfo, telegram: TelegramFacts | No
                 _count_telegram(reading.meter, telegram, duplicate=True)
             return Stored(Identified(existing.id, _reading(existing)), created=False)
         row_id = ReadingRow.insert(**_reading_columns(reading)).execute()
+        MeterRow.update(reading_count=MeterRow.reading_count + 1).where(MeterRow.meter == reading.meter).execute()
         _refresh_after(row_id, reading, tz)
         if telegram is not None:
             _count_telegram(reading.meter, telegram, duplicate=False)
@@ -524,12 +526,20 @@ def readings_page(meter: str | None, window: TimeWindow, page: PageRequest) -> t
         query = query.where(ReadingRow.timestamp >= _epoch(window.start))
     if window.end is not None:
         query = query.where(ReadingRow.timestamp <= _epoch(window.end))
-    count = _count(query)
+    count = _reading_count(meter) if window.start is None and window.end is None else _count(query)
     if page.offset >= count and page.after is None and page.before is None:
         return count, []
     key = [ReadingRow.timestamp] if meter is not None else [ReadingRow.timestamp, ReadingRow.id]
     rows = _page(query, key, page)
     return count, [Identified(row.id, _reading(row)) for row in rows]
+
+
+def _reading_count(meter: str | None) -> int:
+    """Without a time window the count is kept per meter: no scan of millions of index entries per page."""
+    query = MeterRow.select(peewee.fn.COALESCE(peewee.fn.SUM(MeterRow.reading_count), 0))
+    if meter is not None:
+        query = query.where(MeterRow.meter == meter)
+    return int(query.scalar())
 
 
 def reading_key(item: Identified, whole_installation: bool) -> tuple[int, ...]:

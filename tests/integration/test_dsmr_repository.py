@@ -16,6 +16,7 @@ from domain.statistics import EnergyPrices, day_statistics, hour_statistics
 from repository import db
 from repository import dsmr as repo
 from repository import readings as readings_repo
+from repository.migrations.dsmr import count_readings
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 D = Decimal
@@ -304,3 +305,15 @@ def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(databas
     assert {hour: stat.electricity2 for hour, stat in total.items()} == {
         hour: one[hour].electricity2 + two[hour].electricity2 for hour in one
     }
+
+
+def test_unfiltered_lists_count_from_the_kept_reading_counts_which_match_the_rows(database):
+    for item in series("m1", SPRING, 7, timedelta(minutes=10)) + series("m2", SPRING, 4, timedelta(minutes=10)):
+        repo.store_reading(item, AMSTERDAM)
+    repo.store_reading(reading("m1", SPRING, 0), AMSTERDAM)  # a duplicate is not counted
+    assert [repo.readings_page(meter, TimeWindow(), PageRequest())[0] for meter in ("m1", "m2", None)] == [7, 4, 11]
+    repo.MeterRow.update(reading_count=0).execute()
+    count_readings(db.database)  # what the migration runs on a database that has readings
+    assert repo.readings_page(None, TimeWindow(), PageRequest())[0] == 11
+    windowed = TimeWindow(start=SPRING + timedelta(minutes=15), end=None)
+    assert repo.readings_page("m1", windowed, PageRequest())[0] == 5

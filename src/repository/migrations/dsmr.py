@@ -131,6 +131,22 @@ def _initial_schema(migrator, db: peewee.Database) -> None:
     DsmrCounter.insert_many([{"name": "ingest", "value": 0}, {"name": "rejected_telegrams", "value": 0}]).execute()
 
 
+def _reading_counts(migrator, db: peewee.Database) -> None:
+    """Each meter's number of readings, kept at ingest, so an unfiltered list counts without a scan."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("dsmr_meters", "reading_count", peewee.BigIntegerField(default=0)))
+    count_readings(db)
+
+
+def count_readings(db: peewee.Database) -> None:
+    db.execute_sql(
+        "UPDATE dsmr_meters SET reading_count ="
+        " (SELECT COUNT(*) FROM dsmr_readings WHERE dsmr_readings.meter = dsmr_meters.meter)"
+    )
+
+
 MIGRATIONS = [
     ("dsmr_0001_readings_statistics_prices_meters", _initial_schema),
+    ("dsmr_0002_meter_reading_counts", _reading_counts),
 ]
