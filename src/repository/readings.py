@@ -11,7 +11,7 @@ import peewee
 from domain.tariffs import offset_segments, weekday_at
 from domain.usage import HOUR, Reading, affected_hour_ranges, energy_by_hour, hour_of
 from repository import settings
-from repository.db import BaseModel, database, is_sqlite, write_transaction
+from repository.db import BaseModel, database, grouped_write, is_sqlite
 
 ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
 
@@ -76,28 +76,38 @@ def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
     if not new:
         return
     ranges = affected_hour_ranges(latest.keys(), max_gap)
-    with write_transaction():
-        _lock_meter(meter_id)
-        # The samples already stored around each affected range are read before the upsert and merged
-        # with the new ones in memory, so the rows just written are not read back.
-        before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last in ranges]
-        _insert_rows(
-            'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
-            'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
-            3,
-            [(meter_id, time, value) for time, value in new],
-        )
-        new_times = [time for time, _ in new]
-        for (first_hour, last_hour), existing in zip(ranges, before, strict=True):
-            low = bisect.bisect_left(new_times, first_hour - max_gap)
-            high = bisect.bisect_right(new_times, last_hour + HOUR + max_gap)
-            if existing:
-                merged = dict(existing)
-                merged.update(new[low:high])
-                samples = sorted(merged.items())
-            else:
-                samples = new[low:high]
-            _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples)
+    rows = [(meter_id, time, value) for time, value in new]
+    grouped_write(lambda: _store_in_transaction(meter_id, new, rows, ranges, max_gap))
+
+
+def _store_in_transaction(
+    meter_id: str,
+    new: list[tuple[int, float]],
+    rows: list[tuple[str, int, float]],
+    ranges: list[tuple[int, int]],
+    max_gap: int,
+) -> None:
+    _lock_meter(meter_id)
+    # The samples already stored around each affected range are read before the upsert and merged
+    # with the new ones in memory, so the rows just written are not read back.
+    before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last in ranges]
+    _insert_rows(
+        'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
+        'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
+        3,
+        rows,
+    )
+    new_times = [time for time, _ in new]
+    for (first_hour, last_hour), existing in zip(ranges, before, strict=True):
+        low = bisect.bisect_left(new_times, first_hour - max_gap)
+        high = bisect.bisect_right(new_times, last_hour + HOUR + max_gap)
+        if existing:
+            merged = dict(existing)
+            merged.update(new[low:high])
+            samples = sorted(merged.items())
+        else:
+            samples = new[low:high]
+        _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples)
 
 
 # Advisory-lock class of the readings area (two-int keys: ("JOI" as a number, hash of the meter id)).
