@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'joi.sqlite3'}"
@@ -39,6 +40,17 @@ class Config:
     dsmr_api_key: str | None = None
     dsmr_verify_crc: bool = True
     dsmr_time_zone: str = "Europe/Amsterdam"
+
+    def __post_init__(self):
+        # Fail at start-up, not with a 500 on the first request that needs the setting.
+        try:
+            ZoneInfo(self.dsmr_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"DSMR_TIME_ZONE {self.dsmr_time_zone!r} is not a known IANA time zone") from None
+        if self.sqlite_synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {self.sqlite_synchronous!r}")
+        if self.max_reading_gap_seconds <= 0 or self.max_future_skew_seconds < 0:
+            raise ValueError("MAX_READING_GAP_SECONDS must be > 0 and MAX_FUTURE_SKEW_SECONDS >= 0")
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
