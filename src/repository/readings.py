@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -48,25 +49,50 @@ def _param() -> str:
     return database.param
 
 
-def _insert_rows(sql_prefix: str, sql_suffix: str, row_width: int, rows: Sequence[tuple]) -> None:
-    """INSERT … VALUES (…), (…) … ; multi-row statements beat executemany by a third on SQLite, and
-    psycopg2's executemany is one round trip per row, so PostgreSQL gets execute_values pages."""
-    if not rows:
-        return
-    if not is_sqlite():
-        from psycopg2.extras import execute_values
+def _sqlite_max_variables() -> int:
+    try:  # this build's limit (Python 3.11+); 999 is the smallest any SQLite build has
+        return sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except (AttributeError, sqlite3.Error):
+        return 999
 
-        execute_values(database.cursor(), f"{sql_prefix} %s {sql_suffix}", rows, page_size=1000)
-        return
-    # At most 999 parameters a statement: the smallest limit any SQLite build has.
-    per_statement = 999 // row_width
-    row_sql = f"({', '.join('?' * row_width)})"
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        database.execute_sql(
-            f"{sql_prefix} {', '.join([row_sql] * len(chunk))} {sql_suffix}",
-            [value for row in chunk for value in row],
-        )
+
+_SQLITE_MAX_VARIABLES = _sqlite_max_variables()
+
+
+class _BulkInsert:
+    """INSERT … VALUES (…), (…) … prepared outside the write transaction, so that the lock is held for
+    the database work only. Multi-row statements beat executemany by a third on SQLite (up to 1,000
+    rows a statement, within the build's variable limit); psycopg2's executemany is one round trip
+    per row, so PostgreSQL gets execute_values pages."""
+
+    def __init__(self, sql_prefix: str, sql_suffix: str, rows: Sequence[tuple]) -> None:
+        self.statements: list[tuple[str, list]] = []
+        self.pages: tuple[str, Sequence[tuple]] | None = None
+        if not rows:
+            return
+        if not is_sqlite():
+            self.pages = (f"{sql_prefix} %s {sql_suffix}", rows)
+            return
+        width = len(rows[0])
+        per_statement = max(1, min(1000, _SQLITE_MAX_VARIABLES // width))
+        row_sql = f"({', '.join('?' * width)})"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            self.statements.append(
+                (f"{sql_prefix} {', '.join([row_sql] * len(chunk))} {sql_suffix}", [v for row in chunk for v in row])
+            )
+
+    def execute(self) -> None:
+        if self.pages is not None:
+            from psycopg2.extras import execute_values
+
+            execute_values(database.cursor(), self.pages[0], self.pages[1], page_size=1000)
+        for sql, params in self.statements:
+            database.execute_sql(sql, params)
+
+
+def _insert_rows(sql_prefix: str, sql_suffix: str, rows: Sequence[tuple]) -> None:
+    _BulkInsert(sql_prefix, sql_suffix, rows).execute()
 
 
 def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
@@ -75,39 +101,37 @@ def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
     new = sorted(latest.items())
     if not new:
         return
-    ranges = affected_hour_ranges(latest.keys(), max_gap)
-    rows = [(meter_id, time, value) for time, value in new]
-    grouped_write(lambda: _store_in_transaction(meter_id, new, rows, ranges, max_gap))
+    # Everything that needs no database is done before the write transaction (SQLite holds its one
+    # write lock for the length of it): the INSERT statements, and each affected range's energy as
+    # if no sample were stored around it yet, used when that turns out to be so.
+    upsert = _BulkInsert(
+        'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
+        'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
+        [(meter_id, time, value) for time, value in new],
+    )
+    new_times = [time for time, _ in new]
+    plans = []
+    for first_hour, last_hour in affected_hour_ranges(new_times, max_gap):
+        low = bisect.bisect_left(new_times, first_hour - max_gap)
+        high = bisect.bisect_right(new_times, last_hour + HOUR + max_gap)
+        samples = new[low:high]
+        plans.append((first_hour, last_hour, samples, energy_by_hour(samples, max_gap, first_hour, last_hour + HOUR)))
+    grouped_write(lambda: _store_in_transaction(meter_id, upsert, plans, max_gap))
 
 
-def _store_in_transaction(
-    meter_id: str,
-    new: list[tuple[int, float]],
-    rows: list[tuple[str, int, float]],
-    ranges: list[tuple[int, int]],
-    max_gap: int,
-) -> None:
+def _store_in_transaction(meter_id: str, upsert: _BulkInsert, plans: list[tuple], max_gap: int) -> None:
     _lock_meter(meter_id)
     # The samples already stored around each affected range are read before the upsert and merged
     # with the new ones in memory, so the rows just written are not read back.
-    before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last in ranges]
-    _insert_rows(
-        'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
-        'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
-        3,
-        rows,
-    )
-    new_times = [time for time, _ in new]
-    for (first_hour, last_hour), existing in zip(ranges, before, strict=True):
-        low = bisect.bisect_left(new_times, first_hour - max_gap)
-        high = bisect.bisect_right(new_times, last_hour + HOUR + max_gap)
+    before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last, _, _ in plans]
+    upsert.execute()
+    for (first_hour, last_hour, samples, energy), existing in zip(plans, before, strict=True):
         if existing:
             merged = dict(existing)
-            merged.update(new[low:high])
-            samples = sorted(merged.items())
+            merged.update(samples)
+            _refresh_hours(meter_id, first_hour, last_hour, max_gap, sorted(merged.items()))
         else:
-            samples = new[low:high]
-        _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples)
+            _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples, energy)
 
 
 # Advisory-lock class of the readings area (two-int keys: ("JOI" as a number, hash of the meter id)).
@@ -127,14 +151,21 @@ def _lock_meter(meter_id: str) -> None:
 
 
 def _refresh_hours(
-    meter_id: str, first_hour: int, last_hour: int, max_gap: int, samples: Sequence[tuple[int, float]] | None = None
+    meter_id: str,
+    first_hour: int,
+    last_hour: int,
+    max_gap: int,
+    samples: Sequence[tuple[int, float]] | None = None,
+    energy: dict[int, float] | None = None,
 ) -> None:
     """Recompute the rollups of hours first_hour … last_hour from `samples` (every stored sample within
-    max_gap of those hours, sorted by time), read from the database when not given."""
+    max_gap of those hours, sorted by time), read from the database when not given; `energy` is their
+    energy by hour when the caller has it already."""
     start, end = first_hour, last_hour + HOUR
     if samples is None:
         samples = _sample_rows(meter_id, start - max_gap, end + max_gap)
-    energy = energy_by_hour(samples, max_gap, start, end)
+    if energy is None:
+        energy = energy_by_hour(samples, max_gap, start, end)
     p = _param()
     database.execute_sql(
         f"DELETE FROM energy_hours WHERE meter_id = {p} AND hour_start >= {p} AND hour_start <= {p}",
@@ -143,7 +174,6 @@ def _refresh_hours(
     _insert_rows(
         "INSERT INTO energy_hours (meter_id, hour_start, kwh) VALUES",
         "",
-        3,
         [(meter_id, hour, kwh) for hour, kwh in sorted(energy.items())],
     )
 
