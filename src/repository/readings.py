@@ -232,7 +232,6 @@ def replace_hourly_energy(meter_id: str, kwh_by_hour: Mapping[int, float], *, cl
     _insert_rows(
         "INSERT INTO energy_hours (meter_id, hour_start, kwh) VALUES",
         "",
-        3,
         [(meter_id, hour, kwh_by_hour[hour]) for hour in hours if hour in kwh_by_hour],
     )
 
