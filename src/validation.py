@@ -17,6 +17,10 @@ from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, MediaT
 
 _compiled: dict[int, tuple[dict, jsonschema_rs.Draft4Validator]] = {}
 
+# The validator leaves the body it parsed in the ASGI scope under this key, and the Flask side hands
+# it to the view (app.py) instead of reading and parsing the body a second time.
+PARSED_BODY_KEY = "joi.parsed_json_body"
+
 
 def openapi_to_json_schema(schema: t.Any) -> t.Any:
     """OpenAPI 3.0 `nullable: true` becomes a JSON Schema type list that admits null."""
@@ -53,9 +57,11 @@ class CompiledJSONBodyValidator(JSONRequestBodyValidator):
         if not body:
             return None
         try:
-            return orjson.loads(body)
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise BadRequestProblem(detail=f"Request body is not valid JSON: {error}") from None
+        scope[PARSED_BODY_KEY] = parsed
+        return parsed
 
     def _validate(self, body: t.Any) -> None:
         if not self._nullable and body is None:
