@@ -7,6 +7,7 @@ is priced from at most seven numbers whatever the meter's history.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,25 +60,57 @@ class PlanComparison:
 
 
 def offset_segments(zone: ZoneInfo, start: int, end: int) -> list[OffsetSegment]:
-    """Split [start, end) where the zone's UTC offset changes (DST).
+    """Split [start, end) where the zone's UTC offset changes (DST)."""
+    if zone.key is None:  # a zone not loaded by name: nothing to remember its changes by
+        changes = _find_changes(zone, start, end)
+    else:
+        first_year, last_year = _year_of(start), _year_of(max(start, end - 1))
+        changes = [
+            change
+            for year in range(first_year, last_year + 1)
+            for change in _changes_in_year(zone.key, year)
+            if start < change[0] < end
+        ]
+    segments: list[OffsetSegment] = []
+    cursor, current = start, _offset(zone, start)
+    for moment, offset in changes:
+        segments.append(OffsetSegment(cursor, moment, current))
+        cursor, current = moment, offset
+    segments.append(OffsetSegment(cursor, end, current))
+    return segments
+
+
+def _year_of(time: int) -> int:
+    return datetime.fromtimestamp(time, UTC).year
+
+
+@functools.lru_cache(maxsize=4096)
+def _changes_in_year(zone_key: str, year: int) -> tuple[tuple[int, int], ...]:
+    """The zone's offset changes in one UTC calendar year, remembered: a comparison over two years of
+    readings probed a hundred weeks on every request."""
+    year_start = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
+    year_end = int(datetime(year + 1, 1, 1, tzinfo=UTC).timestamp())
+    return tuple(_find_changes(ZoneInfo(zone_key), year_start, year_end))
+
+
+def _find_changes(zone: ZoneInfo, start: int, end: int) -> list[tuple[int, int]]:
+    """(moment, offset from then on) for each change of the UTC offset at a moment in (start, end) …
+    and at `start` itself when the offset differs from the second before it.
 
     Probes a week at a time (zones never change offset twice in a week) and bisects to the second.
     """
-    segments: list[OffsetSegment] = []
-    cursor, current, probe = start, _offset(zone, start), start
-    while probe < end:
-        next_probe = min(probe + 7 * 86_400, end)
+    changes: list[tuple[int, int]] = []
+    probe, current = start - 1, _offset(zone, start - 1)
+    while probe < end - 1:
+        next_probe = min(probe + 7 * 86_400, end - 1)
         if _offset(zone, next_probe) != current:
             change = _first_change(zone, probe, next_probe, current)
-            if change >= end:
-                break
-            segments.append(OffsetSegment(cursor, change, current))
-            cursor, current = change, _offset(zone, change)
+            current = _offset(zone, change)
+            changes.append((change, current))
             probe = change
             continue
         probe = next_probe
-    segments.append(OffsetSegment(cursor, end, current))
-    return segments
+    return changes
 
 
 def _offset(zone: ZoneInfo, time: int) -> int:
