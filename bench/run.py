@@ -360,7 +360,10 @@ def export_section(report: Report) -> None:
     except ImportError as error:
         report.add(Row("5", what, "not available", f"bench/oms_export.py: {error}", result="not available"))
         return
-    first = oms_export.measure(small)
+    # The small export takes tens of milliseconds, so one download is at the mercy of the timer and of
+    # the shared machine: the reference is the median of three.
+    smalls = sorted((oms_export.measure(small) for _ in range(3)), key=lambda result: result["export_seconds"])
+    first = smalls[1]
     second = oms_export.measure(large)
     time_ratio = second["export_seconds"] / first["export_seconds"]
     growth = second["server_peak_rss_mib"] - first["server_peak_rss_mib"]
@@ -371,12 +374,12 @@ def export_section(report: Report) -> None:
             what,
             f"{second['export_seconds']:.2f} s, {second['server_peak_rss_mib']:.0f} MiB",
             f"{small:,} devices: {first['export_seconds']:.3f} s, {first['server_peak_rss_mib']:.0f} MiB",
-            f"time x{time_ratio:.0f} for x{linear:.0f} devices; memory +{growth:.0f} MiB",
+            f"time x{time_ratio:.1f} for x{linear:.0f} devices; memory +{growth:.0f} MiB",
             f"time <= x{linear:.0f}; memory growth < 100 MB",
             verdict(time_ratio <= linear and growth * 1.048576 < 100),
         )
     )
-    for result in (first, second):
+    for result in (*smalls, second):
         report.note("5", json.dumps(result))
 
 
