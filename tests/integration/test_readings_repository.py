@@ -67,3 +67,30 @@ def test_rebuilding_rollups_with_another_gap_rule_changes_the_energy(database):
 def test_a_batch_larger_than_one_insert_chunk_is_stored_whole(database):
     readings_repo.store("m", [Reading(t, 0.5) for t in range(0, 2500 * 60, 60)], GAP)
     assert len(readings_repo.samples_between("m")) == 2500
+
+
+def test_concurrent_stores_for_one_meter_keep_every_sample_and_exact_rollups(database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from repository import db
+
+    samples = [Reading(t, 1.0 + (t // 60) % 4) for t in range(0, 4 * 3600, 60)]
+    batches = [samples[offset::8] for offset in range(8)]
+
+    def store_batch(batch):
+        db.connect()
+        try:
+            readings_repo.store("m", batch, GAP)
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(store_batch, batches))
+
+    stored = readings_repo.samples_between("m")
+    assert stored == samples
+    rollups = {row.hour_start: row.kwh for row in readings_repo.EnergyHour.select()}
+    expected = energy_by_hour(stored, GAP, 0, 5 * 3600)
+    assert rollups.keys() == expected.keys()
+    for hour, kwh in expected.items():
+        assert rollups[hour] == pytest.approx(kwh)

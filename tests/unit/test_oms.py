@@ -104,9 +104,7 @@ def a_row(**changes) -> ExportRow:
 def test_the_seed_message_parses_into_device_records_and_utc_message_time():
     message = message_from_json(SEED_PAYLOAD)
 
-    assert message.device == OmsDevice(
-        identnr=83251076, manufacturer=5317, type=4, version=0, status=0, accessnr=156
-    )
+    assert message.device == OmsDevice(identnr=83251076, manufacturer=5317, type=4, version=0, status=0, accessnr=156)
     assert message.message_time == datetime(2020, 6, 26, 6, 49, tzinfo=UTC)
     assert message.records[1] == OmsRecord("Energy (kWh)", Decimal("29690"), storagenr=0, tariff=0, subunit=0)
     assert message.records[2].value == datetime(2019, 9, 30, tzinfo=UTC)
@@ -234,9 +232,7 @@ def test_the_fingerprint_ignores_record_order_number_spelling_and_transmission_f
     reordered["device"]["accessnr"] = 157
     reordered["data"][3]["value"] = "2020-06-26T08:49:00+02:00"
 
-    assert message_fingerprint(message_from_json(reordered)) == message_fingerprint(
-        message_from_json(SEED_PAYLOAD)
-    )
+    assert message_fingerprint(message_from_json(reordered)) == message_fingerprint(message_from_json(SEED_PAYLOAD))
 
 
 def test_a_different_value_or_device_changes_the_fingerprint():
