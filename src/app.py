@@ -64,6 +64,17 @@ class _OrjsonBodyProvider(FlaskJSONProvider):
         return orjson.loads(s)
 
 
+class _DropContentTypeNotice(logging.Filter):
+    """Connexion warns on every request to an operation that accepts several body types (the DSMR
+    form-or-JSON endpoints), although choosing by Content-Type is exactly what it should do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "accepts multiple content types" not in str(record.msg)
+
+
+logging.getLogger("connexion.operations.openapi3").addFilter(_DropContentTypeNotice())
+
+
 def create_app(config: Config | None = None) -> connexion.FlaskApp:
     config = config or Config.from_env()
     if config.auto_migrate:

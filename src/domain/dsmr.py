@@ -19,6 +19,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from domain.errors import InvalidInput
 from domain.statistics import (
+    PRICE_FIELDS,
     DayStatistic,
     EnergyPrices,
     HourStatistic,
@@ -646,14 +647,6 @@ def installation_today(days: Iterable[DayStatistic | None], today: date) -> DayS
 
 # --- energy supplier prices ----------------------------------------------------------------------------------
 
-PRICE_FIELDS = (
-    "electricity_delivered_1_price",
-    "electricity_delivered_2_price",
-    "electricity_returned_1_price",
-    "electricity_returned_2_price",
-    "gas_price",
-    "fixed_daily_cost",
-)
 DESCRIPTION_MAX_LENGTH = 255
 
 

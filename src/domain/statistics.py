@@ -39,7 +39,7 @@ _ELECTRICITY_REGISTERS = (
     "electricity_returned_1",
     "electricity_returned_2",
 )
-_PRICES = (
+PRICE_FIELDS = (  # DSMR-reader's names for a contract's prices, shared by the API and storage
     "electricity_delivered_1_price",
     "electricity_delivered_2_price",
     "electricity_returned_1_price",
@@ -128,7 +128,7 @@ class EnergyPrices:
     def __post_init__(self) -> None:
         if self.end is not None and self.end < self.start:
             raise InvalidInput(f"end {self.end} is before start {self.start}", field="end")
-        for name in _PRICES:
+        for name in PRICE_FIELDS:
             object.__setattr__(self, name, _as_decimal(getattr(self, name), name))
 
     def covers(self, day: date) -> bool:

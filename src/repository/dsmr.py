@@ -31,7 +31,15 @@ from domain.dsmr import (
     local_hour_spans,
     repriced,
 )
-from domain.statistics import DayStatistic, EnergyPrices, HourStatistic, MeterPosition, day_bounds, hour_statistics
+from domain.statistics import (
+    PRICE_FIELDS,
+    DayStatistic,
+    EnergyPrices,
+    HourStatistic,
+    MeterPosition,
+    day_bounds,
+    hour_statistics,
+)
 from repository import readings as readings_repo
 from repository import settings
 from repository.db import BaseModel, is_sqlite, write_transaction
@@ -226,18 +234,8 @@ def _prices(row: PriceRow) -> EnergyPrices:
         start=row.start,
         end=row.end,
         description=row.description,
-        **{name: getattr(row, name) for name in _PRICE_COLUMNS},
+        **{name: getattr(row, name) for name in PRICE_FIELDS},
     )
-
-
-_PRICE_COLUMNS = (
-    "electricity_delivered_1_price",
-    "electricity_delivered_2_price",
-    "electricity_returned_1_price",
-    "electricity_returned_2_price",
-    "gas_price",
-    "fixed_daily_cost",
-)
 
 
 # --- the API key ---------------------------------------------------------------------------------------------
@@ -453,7 +451,7 @@ def add_energy_prices(contract: EnergyPrices, tz: tzinfo) -> Identified:
             start=contract.start,
             end=contract.end,
             description=contract.description,
-            **{name: getattr(contract, name) for name in _PRICE_COLUMNS},
+            **{name: getattr(contract, name) for name in PRICE_FIELDS},
         ).execute()
         contracts = energy_prices()
         covered = (DayRow.meter != INSTALLATION) & (DayRow.day >= contract.start)
