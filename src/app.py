@@ -14,12 +14,14 @@ import connexion
 import flask
 import orjson
 from connexion.frameworks.flask import FlaskJSONProvider
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import errors  # noqa: E402
 from config import Config  # noqa: E402
+from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from repository import db, migrations  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
@@ -94,6 +96,8 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.app.request_class = _Request
     app.app.before_request(db.connect)
     app.app.teardown_request(lambda _error: db.close())
+    # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
+    app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     errors.register(app)
     return app
 

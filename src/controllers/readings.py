@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from config import Config
 from controllers.context import now, settings
 from controllers.responses import json_response
 from domain.errors import InvalidInput, NotFound
@@ -10,14 +11,19 @@ from repository import readings as readings_repo
 
 
 def store(body: dict):
-    config = settings()
+    return json_response(store_readings(body, settings()))
+
+
+def store_readings(body: dict, config: Config) -> dict:
+    """POST /readings/store without Flask: the controller above and the ASGI fast path (fastpath.py)
+    both answer through this. Returns the JSON body of the 200 answer."""
     meter_id = body["smartMeterId"]
     # (time, kW) pairs rather than Reading objects: a batch holds up to 10,000 of them.
     readings = [(item["time"], float(item["reading"])) for item in body["electricityReadings"]]
     check_readings(readings, now=now(), max_future_skew=config.max_future_skew_seconds)
     stored = latest_per_time(readings)
     readings_repo.store(meter_id, stored, config.max_reading_gap_seconds)
-    return json_response({"smartMeterId": meter_id, "electricityReadings": _readings_json(stored)})
+    return {"smartMeterId": meter_id, "electricityReadings": _readings_json(stored)}
 
 
 def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):

@@ -218,3 +218,18 @@ def test_a_body_that_is_not_declared_json_is_415_and_stores_nothing(client):
     response = client.post("/readings/store", content=b"smartMeterId=m-1", headers={"content-type": "text/plain"})
     assert response.status_code == 415
     assert client.get("/readings/read/m-1").status_code == 404
+
+
+def test_a_store_goes_through_the_fast_path_and_its_answer_is_still_validated(client, monkeypatch):
+    import controllers.readings
+    import fastpath
+
+    def not_flask(body):
+        raise AssertionError("POST /readings/store went through Flask")
+
+    monkeypatch.setattr(controllers.readings, "store", not_flask)
+    assert client.post("/readings/store", json=SEED_BODY).json() == SEED_BODY
+    monkeypatch.setattr(fastpath, "store_readings", lambda body, config: {"smartMeterId": "smart-meter-0"})
+    response = client.post("/readings/store", json=SEED_BODY)
+    assert response.status_code == 500
+    assert "does not conform" in response.json()["detail"]

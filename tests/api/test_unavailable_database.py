@@ -25,3 +25,11 @@ def test_a_read_is_503_with_a_retry_hint_when_the_database_does_not_answer(offli
     response = offline_client.get("/readings/read/smart-meter-0")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
+
+
+def test_a_store_is_503_with_a_retry_hint_when_the_database_does_not_answer(offline_client):
+    body = {"smartMeterId": "smart-meter-0", "electricityReadings": [{"time": 1606636800, "reading": 0.05}]}
+    response = offline_client.post("/readings/store", json=body)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
