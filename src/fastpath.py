@@ -15,6 +15,8 @@ validation (when enabled) still sees this answer, since its middleware wraps thi
 
 from __future__ import annotations
 
+import threading
+
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,6 +28,12 @@ from repository import db
 from validation import PARSED_BODY_KEY
 
 OPERATION_ID = "controllers.readings.store"
+
+# The pool refuses a connection beyond db.POOL_SIZE (no wait: MaxConnectionsExceeded, a 500). Flask's
+# views run in a2wsgi's 10 threads, but run_in_threadpool allows 40, so the fast path's stores take
+# their connections under this cap: together with a2wsgi's threads they stay within the pool.
+A2WSGI_WORKERS = 10
+_connections = threading.BoundedSemaphore(db.POOL_SIZE - A2WSGI_WORKERS)
 
 
 class ReadingsStoreFastPath:
@@ -55,8 +63,9 @@ class ReadingsStoreFastPath:
     def _store(self, body: dict) -> dict:
         # A pooled connection for this thread, given back whatever happens (as Flask's
         # before_request / teardown_request do on the other path).
-        db.connect()
-        try:
-            return store_readings(body, self.config)
-        finally:
-            db.close()
+        with _connections:
+            db.connect()
+            try:
+                return store_readings(body, self.config)
+            finally:
+                db.close()
