@@ -29,9 +29,9 @@ from validation import PARSED_BODY_KEY
 
 OPERATION_ID = "controllers.readings.store"
 
-# The pool refuses a connection beyond db.POOL_SIZE (no wait: MaxConnectionsExceeded, a 500). Flask's
-# views run in a2wsgi's 10 threads, but run_in_threadpool allows 40, so the fast path's stores take
-# their connections under this cap: together with a2wsgi's threads they stay within the pool.
+# The pool holds db.POOL_SIZE connections. Flask's views run in a2wsgi's 10 threads, but
+# run_in_threadpool allows 40, so the fast path's stores are capped: together with a2wsgi's threads
+# they stay within the pool, and no request has to wait for a connection (or time out with a 503).
 A2WSGI_WORKERS = 10
 _connections = threading.BoundedSemaphore(db.POOL_SIZE - A2WSGI_WORKERS)
 

@@ -11,11 +11,13 @@ from urllib.parse import urlparse
 
 import peewee
 from playhouse import db_url
+from playhouse.pool import MaxConnectionsExceeded
 
 database = peewee.DatabaseProxy()
 
 # Errors that mean "the database cannot be reached or is busy", answered 503, never 500.
-UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+# A full pool (after waiting POOL_WAIT_SECONDS) counts as unavailable too.
+UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError, MaxConnectionsExceeded)
 
 
 class BaseModel(peewee.Model):
@@ -25,6 +27,8 @@ class BaseModel(peewee.Model):
 
 
 POOL_SIZE = 32
+# A request that finds every pooled connection in use waits this long for one, then gets a 503.
+POOL_WAIT_SECONDS = 10
 
 
 def pooled_url(url: str) -> str:
@@ -46,6 +50,7 @@ def open_database(url: str, *, sqlite_synchronous: str = "FULL") -> peewee.Datab
         db = db_url.connect(
             pooled_url(url),
             max_connections=POOL_SIZE,
+            timeout=POOL_WAIT_SECONDS,
             stale_timeout=300,
             check_same_thread=False,
             pragmas={
@@ -57,7 +62,7 @@ def open_database(url: str, *, sqlite_synchronous: str = "FULL") -> peewee.Datab
             },
         )
     else:
-        db = db_url.connect(pooled_url(url), max_connections=POOL_SIZE, stale_timeout=300)
+        db = db_url.connect(pooled_url(url), max_connections=POOL_SIZE, stale_timeout=300, timeout=POOL_WAIT_SECONDS)
     database.initialize(db)
     return db
 

@@ -94,3 +94,25 @@ def test_concurrent_stores_for_one_meter_keep_every_sample_and_exact_rollups(dat
     assert rollups.keys() == expected.keys()
     for hour, kwh in expected.items():
         assert rollups[hour] == pytest.approx(kwh)
+
+
+def test_a_full_connection_pool_makes_a_caller_wait_then_counts_as_unavailable(database, monkeypatch):
+    import threading
+
+    from repository import db
+
+    monkeypatch.setattr(database.obj, "_max_connections", 1)
+    monkeypatch.setattr(database.obj, "_wait_timeout", 0.2)
+    db.connect()  # this thread holds the only connection
+    failure = []
+
+    def borrow():
+        try:
+            db.connect()
+        except db.UNAVAILABLE_ERRORS as error:
+            failure.append(error)
+
+    other = threading.Thread(target=borrow)
+    other.start()
+    other.join()
+    assert failure and isinstance(failure[0], db.UNAVAILABLE_ERRORS)
