@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from config import Config
 from controllers.context import now, settings
 from controllers.responses import json_response
 from domain.errors import InvalidInput, NotFound
-from domain.usage import check_readings, latest_per_time
+from domain.usage import SampleColumns, check_readings
 from repository import readings as readings_repo
 
 
@@ -18,12 +20,16 @@ def store_readings(body: dict, config: Config) -> dict:
     """POST /readings/store without Flask: the controller above and the ASGI fast path (fastpath.py)
     both answer through this. Returns the JSON body of the 200 answer."""
     meter_id = body["smartMeterId"]
-    # (time, kW) pairs rather than Reading objects: a batch holds up to 10,000 of them.
-    readings = [(item["time"], float(item["reading"])) for item in body["electricityReadings"]]
-    check_readings(readings, now=now(), max_future_skew=config.max_future_skew_seconds)
-    stored = latest_per_time(readings)
-    readings_repo.store(meter_id, stored, config.max_reading_gap_seconds)
-    return {"smartMeterId": meter_id, "electricityReadings": _readings_json(stored)}
+    sent = body["electricityReadings"]
+    # Columns rather than a Reading per sample: a batch holds up to 10,000 of them.
+    times = [item["time"] for item in sent]
+    values = [item["reading"] for item in sent]
+    check_readings(times, values, now=now(), max_future_skew=config.max_future_skew_seconds)
+    stored = SampleColumns.of(times, values)
+    readings_repo.store_columns(meter_id, stored, config.max_reading_gap_seconds)
+    # What was sent in time order without repeats is exactly what was stored, so it is its own answer.
+    answer = sent if stored.times is times else _readings_json(zip(*stored, strict=True))
+    return {"smartMeterId": meter_id, "electricityReadings": answer}
 
 
 def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):
@@ -39,5 +45,5 @@ def check_window(from_: int | None, to: int | None) -> None:
         raise InvalidInput(f"from ({from_}) must not be after to ({to})", field="from")
 
 
-def _readings_json(readings: list[tuple[int, float]]) -> list[dict]:
+def _readings_json(readings: Iterable[tuple[int, float]]) -> list[dict]:
     return [{"time": time, "reading": value} for time, value in readings]

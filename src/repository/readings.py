@@ -5,12 +5,21 @@ from __future__ import annotations
 import bisect
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain, repeat
 from zoneinfo import ZoneInfo
 
 import peewee
 
 from domain.tariffs import offset_segments, weekday_at
-from domain.usage import HOUR, Reading, affected_hour_ranges, energy_by_hour, hour_of
+from domain.usage import (
+    HOUR,
+    Reading,
+    SampleColumns,
+    affected_hour_ranges,
+    energy_by_hour,
+    energy_by_hour_of,
+    hour_of,
+)
 from repository import settings
 from repository.db import BaseModel, database, grouped_write, is_sqlite
 
@@ -79,7 +88,7 @@ class _BulkInsert:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             self.statements.append(
-                (f"{sql_prefix} {', '.join([row_sql] * len(chunk))} {sql_suffix}", [v for row in chunk for v in row])
+                (f"{sql_prefix} {', '.join([row_sql] * len(chunk))} {sql_suffix}", list(chain.from_iterable(chunk)))
             )
 
     def execute(self) -> None:
@@ -98,8 +107,14 @@ def _insert_rows(sql_prefix: str, sql_suffix: str, rows: Sequence[tuple]) -> Non
 def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
     """Upsert the samples (a repeated time replaces the value) and refresh the hours they touch, atomically."""
     latest = {time: value for time, value in readings}  # the value sent last wins, as with one upsert per row
-    new = sorted(latest.items())
-    if not new:
+    times = sorted(latest)
+    store_columns(meter_id, SampleColumns(times, [latest[time] for time in times]), max_gap)
+
+
+def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
+    """store() for samples that are columns already (times ascending and unique)."""
+    times, values = samples
+    if not times:
         return
     # Everything that needs no database is done before the write transaction (SQLite holds its one
     # write lock for the length of it): the INSERT statements, and each affected range's energy as
@@ -107,15 +122,15 @@ def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
     upsert = _BulkInsert(
         'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
         'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
-        [(meter_id, time, value) for time, value in new],
+        list(zip(repeat(meter_id), times, values)),
     )
-    new_times = [time for time, _ in new]
     plans = []
-    for first_hour, last_hour in affected_hour_ranges(new_times, max_gap):
-        low = bisect.bisect_left(new_times, first_hour - max_gap)
-        high = bisect.bisect_right(new_times, last_hour + HOUR + max_gap)
-        samples = new[low:high]
-        plans.append((first_hour, last_hour, samples, energy_by_hour(samples, max_gap, first_hour, last_hour + HOUR)))
+    for first_hour, last_hour in affected_hour_ranges(times, max_gap):
+        low = bisect.bisect_left(times, first_hour - max_gap)
+        high = bisect.bisect_right(times, last_hour + HOUR + max_gap)
+        range_times, range_values = times[low:high], values[low:high]
+        energy = energy_by_hour_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR)
+        plans.append((first_hour, last_hour, range_times, range_values, energy))
     grouped_write(lambda: _store_in_transaction(meter_id, upsert, plans, max_gap))
 
 
@@ -123,15 +138,15 @@ def _store_in_transaction(meter_id: str, upsert: _BulkInsert, plans: list[tuple]
     _lock_meter(meter_id)
     # The samples already stored around each affected range are read before the upsert and merged
     # with the new ones in memory, so the rows just written are not read back.
-    before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last, _, _ in plans]
+    before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last, *_ in plans]
     upsert.execute()
-    for (first_hour, last_hour, samples, energy), existing in zip(plans, before, strict=True):
+    for (first_hour, last_hour, times, values, energy), existing in zip(plans, before, strict=True):
         if existing:
             merged = dict(existing)
-            merged.update(samples)
+            merged.update(zip(times, values, strict=True))
             _refresh_hours(meter_id, first_hour, last_hour, max_gap, sorted(merged.items()))
         else:
-            _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples, energy)
+            _refresh_hours(meter_id, first_hour, last_hour, max_gap, energy=energy)
 
 
 # Advisory-lock class of the readings area (two-int keys: ("JOI" as a number, hash of the meter id)).
@@ -162,9 +177,9 @@ def _refresh_hours(
     max_gap of those hours, sorted by time), read from the database when not given; `energy` is their
     energy by hour when the caller has it already."""
     start, end = first_hour, last_hour + HOUR
-    if samples is None:
-        samples = _sample_rows(meter_id, start - max_gap, end + max_gap)
     if energy is None:
+        if samples is None:
+            samples = _sample_rows(meter_id, start - max_gap, end + max_gap)
         energy = energy_by_hour(samples, max_gap, start, end)
     p = _param()
     database.execute_sql(

@@ -50,6 +50,20 @@ def test_a_time_repeated_within_one_batch_keeps_the_last_value(client):
     assert response.json()["electricityReadings"] == [{"time": 100, "reading": 4.0}]
 
 
+def test_a_batch_sent_out_of_order_is_answered_sorted_as_stored(client):
+    response = store(client, "m-1", [(300, 3.0), (100, 1.0), (300, 6.0), (200, 2.0)])
+    assert response.json()["electricityReadings"] == [
+        {"time": 100, "reading": 1.0},
+        {"time": 200, "reading": 2.0},
+        {"time": 300, "reading": 6.0},
+    ]
+
+
+def test_whole_number_readings_are_stored_and_read_back_as_numbers(client):
+    assert store(client, "m-1", [(100, 2), (200, 0)]).status_code == 200
+    assert client.get("/readings/read/m-1").json() == [{"time": 100, "reading": 2.0}, {"time": 200, "reading": 0.0}]
+
+
 def test_from_and_to_narrow_the_readings_window(client):
     store(client, "m-1", [(100, 1.0), (200, 2.0), (300, 3.0)])
     assert client.get("/readings/read/m-1?from=150&to=300").json() == [

@@ -12,8 +12,8 @@ GAP = 3600
 def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
     original = readings_repo._refresh_hours
 
-    def explode(*args):
-        original(*args)
+    def explode(*args, **kwargs):
+        original(*args, **kwargs)
         raise peewee.OperationalError("disk full")
 
     monkeypatch.setattr(readings_repo, "_refresh_hours", explode)

@@ -1,10 +1,13 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
 from domain.usage import (
     Reading,
+    SampleColumns,
     affected_hour_ranges,
     check_readings,
     energy_by_hour,
@@ -82,11 +85,87 @@ def test_affected_hours_cover_the_gap_rule_around_each_new_sample_and_merge():
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
 def test_negative_or_non_finite_readings_are_refused_naming_the_field(value):
     with pytest.raises(InvalidInput) as error:
-        check_readings([Reading(1, 1.0), Reading(2, value)], now=10, max_future_skew=0)
+        check_readings([1, 2], [1.0, value], now=10, max_future_skew=0)
     assert error.value.field == "electricityReadings[1].reading"
 
 
 def test_a_reading_more_than_the_allowed_skew_in_the_future_is_refused():
-    check_readings([Reading(100 + 86_400, 1.0)], now=100, max_future_skew=86_400)
+    check_readings([100 + 86_400], [1.0], now=100, max_future_skew=86_400)
     with pytest.raises(InvalidInput, match="future"):
-        check_readings([Reading(101 + 86_400, 1.0)], now=100, max_future_skew=86_400)
+        check_readings([101 + 86_400], [1.0], now=100, max_future_skew=86_400)
+
+
+def test_a_zero_reading_and_integer_readings_are_accepted():
+    check_readings([1, 2, 3], [0, 5, 0.5], now=10, max_future_skew=0)
+
+
+def test_the_first_offending_reading_is_the_one_named():
+    with pytest.raises(InvalidInput) as error:
+        check_readings([1, 2, 3], [1.0, -1.0, float("nan")], now=10, max_future_skew=0)
+    assert error.value.field == "electricityReadings[1].reading"
+
+
+def test_samples_sent_in_time_order_are_stored_as_sent():
+    times, values = [1, 2, 3], [1.0, 2.0, 3.0]
+    stored = SampleColumns.of(times, values)
+    assert stored.times is times and stored.values is values
+
+
+def test_samples_out_of_order_are_sorted_and_a_repeated_time_keeps_the_value_sent_last():
+    assert SampleColumns.of([5, 1, 5, 3], [1.0, 2.0, 9.0, 4.0]) == SampleColumns([1, 3, 5], [2.0, 4.0, 9.0])
+
+
+def reference_energy_by_hour(samples, max_gap, start, end):
+    """Each interval cut into one-second steps: slow, obviously right."""
+    energy = {}
+    for (t1, r1), (t2, r2) in zip(samples, samples[1:], strict=False):
+        if t2 - t1 > max_gap:
+            continue
+        for second in range(max(t1, start), min(t2, end)):
+            p1 = r1 + (r2 - r1) * (second - t1) / (t2 - t1)
+            p2 = r1 + (r2 - r1) * (second + 1 - t1) / (t2 - t1)
+            hour = second - second % 3600
+            energy[hour] = energy.get(hour, 0.0) + (p1 + p2) / 2 / 3600
+    return energy
+
+
+@given(
+    steps=st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=40),
+    values=st.lists(st.floats(min_value=0, max_value=50), min_size=41, max_size=41),
+    first=st.integers(min_value=0, max_value=7200),
+    window=st.tuples(st.integers(min_value=-3600, max_value=40_000), st.integers(min_value=0, max_value=80_000)),
+)
+@settings(max_examples=60, deadline=None)
+def test_energy_by_hour_agrees_with_second_by_second_integration(steps, values, first, window):
+    times = [first]
+    for step in steps:
+        times.append(times[-1] + step)
+    samples = list(zip(times, values, strict=False))
+    start, end = window[0], window[0] + window[1]
+    expected = reference_energy_by_hour(samples, 3600, start, end)
+    energy = energy_by_hour(samples, 3600, start, end)
+    assert energy.keys() == expected.keys()
+    for hour, kwh in expected.items():
+        assert energy[hour] == pytest.approx(kwh, rel=1e-9, abs=1e-12)
+
+
+def reference_affected_ranges(times, max_gap):
+    hours = sorted({h for t in times for h in range(t - max_gap - (t - max_gap) % 3600, t + max_gap + 1, 3600)})
+    ranges = []
+    for hour in hours:
+        if ranges and ranges[-1][1] + 3600 == hour:
+            ranges[-1][1] = hour
+        else:
+            ranges.append([hour, hour])
+    return [tuple(r) for r in ranges]
+
+
+@given(
+    times=st.lists(st.integers(min_value=0, max_value=200_000), min_size=1, max_size=30),
+    max_gap=st.sampled_from([60, 3600, 5000]),
+)
+@settings(max_examples=100, deadline=None)
+def test_affected_hours_are_every_hour_within_the_gap_of_a_new_sample(times, max_gap):
+    expected = reference_affected_ranges(times, max_gap)
+    assert affected_hour_ranges(times, max_gap) == expected
+    assert affected_hour_ranges(sorted(set(times)), max_gap) == expected
