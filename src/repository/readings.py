@@ -26,14 +26,24 @@ from repository.db import BaseModel, database, grouped_write, is_sqlite
 ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
 
 
-class MeterReading(BaseModel):
-    meter_id = peewee.CharField(max_length=128)
+class Meter(BaseModel):
+    """A meter's text id and the integer key its samples are stored under (made on its first store)."""
+
+    meter_key = peewee.AutoField()
+    meter_id = peewee.CharField(max_length=128, unique=True)
+
+    class Meta:
+        table_name = "meters"
+
+
+class MeterSample(BaseModel):
+    meter_key = peewee.IntegerField()
     time = peewee.BigIntegerField()
     reading = peewee.DoubleField()
 
     class Meta:
-        table_name = "meter_readings"
-        primary_key = peewee.CompositeKey("meter_id", "time")
+        table_name = "meter_samples"
+        primary_key = peewee.CompositeKey("meter_key", "time")
 
 
 class EnergyHour(BaseModel):
@@ -68,6 +78,15 @@ def _sqlite_max_variables() -> int:
 _SQLITE_MAX_VARIABLES = _sqlite_max_variables()
 
 
+def _values_sql(sql_prefix: str, sql_suffix: str, width: int, rows: int) -> str:
+    row_sql = f"({', '.join('?' * width)})"
+    return f"{sql_prefix} {', '.join([row_sql] * rows)} {sql_suffix}"
+
+
+def _rows_per_statement(width: int) -> int:
+    return max(1, min(1000, _SQLITE_MAX_VARIABLES // width))
+
+
 class _BulkInsert:
     """INSERT … VALUES (…), (…) … prepared outside the write transaction, so that the lock is held for
     the database work only. Multi-row statements beat executemany by a third on SQLite (up to 1,000
@@ -83,25 +102,53 @@ class _BulkInsert:
             self.pages = (f"{sql_prefix} %s {sql_suffix}", rows)
             return
         width = len(rows[0])
-        per_statement = max(1, min(1000, _SQLITE_MAX_VARIABLES // width))
-        row_sql = f"({', '.join('?' * width)})"
+        per_statement = _rows_per_statement(width)
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            self.statements.append(
-                (f"{sql_prefix} {', '.join([row_sql] * len(chunk))} {sql_suffix}", list(chain.from_iterable(chunk)))
-            )
+            sql = _values_sql(sql_prefix, sql_suffix, width, len(chunk))
+            self.statements.append((sql, list(chain.from_iterable(chunk))))
 
     def execute(self) -> None:
         if self.pages is not None:
-            from psycopg2.extras import execute_values
-
-            execute_values(database.cursor(), self.pages[0], self.pages[1], page_size=1000)
+            _execute_values(*self.pages)
         for sql, params in self.statements:
             database.execute_sql(sql, params)
 
 
+def _execute_values(sql: str, rows: Sequence[tuple]) -> None:
+    from psycopg2.extras import execute_values
+
+    execute_values(database.cursor(), sql, rows, page_size=1000)
+
+
 def _insert_rows(sql_prefix: str, sql_suffix: str, rows: Sequence[tuple]) -> None:
     _BulkInsert(sql_prefix, sql_suffix, rows).execute()
+
+
+class _SampleUpsert:
+    """The upsert of a meter's samples, prepared outside the write transaction like _BulkInsert, with
+    a blank where the meter's key goes: a new meter gets its key inside the transaction."""
+
+    PREFIX = 'INSERT INTO meter_samples (meter_key, "time", reading) VALUES'
+    SUFFIX = 'ON CONFLICT (meter_key, "time") DO UPDATE SET reading = excluded.reading'
+
+    def __init__(self, times: list[int], values: list[float]) -> None:
+        self.times, self.values = times, values
+        self.statements: list[tuple[str, list]] = []
+        if is_sqlite():
+            per_statement = _rows_per_statement(3)
+            for start in range(0, len(times), per_statement):
+                chunk = zip(repeat(None), times[start : start + per_statement], values[start : start + per_statement])
+                params = list(chain.from_iterable(chunk))
+                self.statements.append((_values_sql(self.PREFIX, self.SUFFIX, 3, len(params) // 3), params))
+
+    def execute(self, meter_key: int) -> None:
+        if not is_sqlite():
+            _execute_values(f"{self.PREFIX} %s {self.SUFFIX}", list(zip(repeat(meter_key), self.times, self.values)))
+            return
+        for sql, params in self.statements:
+            params[::3] = [meter_key] * (len(params) // 3)
+            database.execute_sql(sql, params)
 
 
 def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
@@ -119,11 +166,7 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
     # Everything that needs no database is done before the write transaction (SQLite holds its one
     # write lock for the length of it): the INSERT statements, and each affected range's energy as
     # if no sample were stored around it yet, used when that turns out to be so.
-    upsert = _BulkInsert(
-        'INSERT INTO meter_readings (meter_id, "time", reading) VALUES',
-        'ON CONFLICT (meter_id, "time") DO UPDATE SET reading = excluded.reading',
-        list(zip(repeat(meter_id), times, values)),
-    )
+    upsert = _SampleUpsert(times, values)
     plans = []
     for first_hour, last_hour in affected_hour_ranges(times, max_gap):
         low = bisect.bisect_left(times, first_hour - max_gap)
@@ -134,12 +177,17 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
     grouped_write(lambda: _store_in_transaction(meter_id, upsert, plans, max_gap))
 
 
-def _store_in_transaction(meter_id: str, upsert: _BulkInsert, plans: list[tuple], max_gap: int) -> None:
+def _store_in_transaction(meter_id: str, upsert: _SampleUpsert, plans: list[tuple], max_gap: int) -> None:
     _lock_meter(meter_id)
-    # The samples already stored around each affected range are read before the upsert and merged
-    # with the new ones in memory, so the rows just written are not read back.
-    before = [_sample_rows(meter_id, first - max_gap, last + HOUR + max_gap) for first, last, *_ in plans]
-    upsert.execute()
+    meter_key = _meter_key(meter_id)
+    if meter_key is None:
+        meter_key = _new_meter_key(meter_id)
+        before = [[] for _ in plans]
+    else:
+        # The samples already stored around each affected range are read before the upsert and merged
+        # with the new ones in memory, so the rows just written are not read back.
+        before = [_key_sample_rows(meter_key, first - max_gap, last + HOUR + max_gap) for first, last, *_ in plans]
+    upsert.execute(meter_key)
     for (first_hour, last_hour, times, values, energy), existing in zip(plans, before, strict=True):
         if existing:
             merged = dict(existing)
@@ -147,6 +195,17 @@ def _store_in_transaction(meter_id: str, upsert: _BulkInsert, plans: list[tuple]
             _refresh_hours(meter_id, first_hour, last_hour, max_gap, sorted(merged.items()))
         else:
             _refresh_hours(meter_id, first_hour, last_hour, max_gap, energy=energy)
+
+
+def _meter_key(meter_id: str) -> int | None:
+    row = database.execute_sql(f"SELECT meter_key FROM meters WHERE meter_id = {_param()}", (meter_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _new_meter_key(meter_id: str) -> int:
+    """Called with the meter's lock held (_lock_meter), so no other writer makes its key meanwhile."""
+    sql = f"INSERT INTO meters (meter_id) VALUES ({_param()}) RETURNING meter_key"
+    return database.execute_sql(sql, (meter_id,)).fetchone()[0]
 
 
 # Advisory-lock class of the readings area (two-int keys: ("JOI" as a number, hash of the meter id)).
@@ -194,9 +253,17 @@ def _refresh_hours(
 
 
 def _sample_rows(meter_id: str, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
+    return _select_samples(f"(SELECT meter_key FROM meters WHERE meter_id = {_param()})", meter_id, start, end)
+
+
+def _key_sample_rows(meter_key: int, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
+    return _select_samples(_param(), meter_key, start, end)
+
+
+def _select_samples(meter_sql: str, meter: str | int, start: int | None, end: int | None) -> list[tuple[int, float]]:
     p = _param()
-    sql = f'SELECT "time", reading FROM meter_readings WHERE meter_id = {p}'
-    params: list = [meter_id]
+    sql = f'SELECT "time", reading FROM meter_samples WHERE meter_key = {meter_sql}'
+    params: list = [meter]
     if start is not None:
         sql += f' AND "time" >= {p}'
         params.append(start)
@@ -216,10 +283,13 @@ def period(meter_id: str) -> tuple[int, int] | None:
     # Two scalar subqueries, each one index seek: SQLite answers MIN and MAX in one SELECT by scanning
     # every sample of the meter (55 ms at a million samples).
     p = _param()
+    key = _meter_key(meter_id)
+    if key is None:
+        return _energy_period(meter_id)
     first, last = database.execute_sql(
-        f'SELECT (SELECT MIN("time") FROM meter_readings WHERE meter_id = {p}),'
-        f' (SELECT MAX("time") FROM meter_readings WHERE meter_id = {p})',
-        (meter_id, meter_id),
+        f'SELECT (SELECT MIN("time") FROM meter_samples WHERE meter_key = {p}),'
+        f' (SELECT MAX("time") FROM meter_samples WHERE meter_key = {p})',
+        (key, key),
     ).fetchone()
     if first is None:
         return _energy_period(meter_id)
@@ -335,10 +405,13 @@ def rollups_match(max_gap: int) -> bool:
 
 def rebuild_rollups(max_gap: int) -> int:
     """Recompute every meter's hourly energy (after the gap rule changed). Returns meters rebuilt."""
-    meters = [row[0] for row in MeterReading.select(MeterReading.meter_id).distinct().tuples()]
+    sampled = Meter.select(Meter.meter_id).where(
+        peewee.fn.EXISTS(MeterSample.select(MeterSample.meter_key).where(MeterSample.meter_key == Meter.meter_key))
+    )
+    meters = [row[0] for row in sampled.tuples()]
     with database.atomic():
         # Only meters with kW samples are rebuilt; hours of register-only (DSMR) meters stay as they are.
-        EnergyHour.delete().where(EnergyHour.meter_id.in_(MeterReading.select(MeterReading.meter_id))).execute()
+        EnergyHour.delete().where(EnergyHour.meter_id.in_(sampled)).execute()
         for meter_id in meters:
             bounds = period(meter_id)
             _refresh_hours(meter_id, hour_of(bounds[0]), hour_of(bounds[1]), max_gap)
