@@ -206,6 +206,9 @@ class _GroupCommit:
     def _execute(batch: list[_GroupedWrite]) -> None:
         try:
             with _writer.hold(), database.atomic("IMMEDIATE"):
+                if len(batch) == 1:  # alone, its transaction is its savepoint: an error rolls back just it
+                    batch[0].result = batch[0].fn()
+                    return
                 for item in batch:
                     try:
                         with database.atomic():  # a savepoint

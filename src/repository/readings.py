@@ -174,20 +174,27 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
         range_times, range_values = times[low:high], values[low:high]
         energy = energy_by_hour_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR)
         plans.append((first_hour, last_hour, range_times, range_values, energy))
-    grouped_write(lambda: _store_in_transaction(meter_id, upsert, plans, max_gap))
+    # A meter's key never changes once made, so a known one is looked up before taking the write lock.
+    known_key = _meter_key(meter_id)
+    grouped_write(lambda: _store_in_transaction(meter_id, known_key, upsert, plans, max_gap))
 
 
-def _store_in_transaction(meter_id: str, upsert: _SampleUpsert, plans: list[tuple], max_gap: int) -> None:
+def _store_in_transaction(
+    meter_id: str, known_key: int | None, upsert: _SampleUpsert, plans: list[tuple], max_gap: int
+) -> None:
     _lock_meter(meter_id)
-    meter_key = _meter_key(meter_id)
+    meter_key = known_key if known_key is not None else _meter_key(meter_id)
     if meter_key is None:
         meter_key = _new_meter_key(meter_id)
-        before = [[] for _ in plans]
+        before = None
     else:
         # The samples already stored around each affected range are read before the upsert and merged
         # with the new ones in memory, so the rows just written are not read back.
         before = [_key_sample_rows(meter_key, first - max_gap, last + HOUR + max_gap) for first, last, *_ in plans]
     upsert.execute(meter_key)
+    if before is None:  # a new meter: no rollups of its own to replace
+        _insert_hours(meter_id, {hour: kwh for *_, energy in plans for hour, kwh in energy.items()})
+        return
     for (first_hour, last_hour, times, values, energy), existing in zip(plans, before, strict=True):
         if existing:
             merged = dict(existing)
@@ -245,9 +252,14 @@ def _refresh_hours(
         f"DELETE FROM energy_hours WHERE meter_id = {p} AND hour_start >= {p} AND hour_start <= {p}",
         (meter_id, first_hour, last_hour),
     )
+    _insert_hours(meter_id, energy)
+
+
+def _insert_hours(meter_id: str, energy: Mapping[int, float]) -> None:
+    # An upsert: hours a DSMR meter of the same id holds are replaced (as DELETE + INSERT did), not a 500.
     _insert_rows(
         "INSERT INTO energy_hours (meter_id, hour_start, kwh) VALUES",
-        "",
+        "ON CONFLICT (meter_id, hour_start) DO UPDATE SET kwh = excluded.kwh",
         [(meter_id, hour, kwh) for hour, kwh in sorted(energy.items())],
     )
 

@@ -10,13 +10,13 @@ GAP = 3600
 
 
 def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
-    original = readings_repo._refresh_hours
+    original = readings_repo._insert_hours
 
     def explode(*args, **kwargs):
         original(*args, **kwargs)
         raise peewee.OperationalError("disk full")
 
-    monkeypatch.setattr(readings_repo, "_refresh_hours", explode)
+    monkeypatch.setattr(readings_repo, "_insert_hours", explode)
     with pytest.raises(peewee.OperationalError):
         readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 1000, 10)], GAP)
     assert readings_repo.period("m") is None
@@ -116,3 +116,20 @@ def test_a_full_connection_pool_makes_a_caller_wait_then_counts_as_unavailable(d
     other.start()
     other.join()
     assert failure and isinstance(failure[0], db.UNAVAILABLE_ERRORS)
+
+
+def test_a_first_store_for_an_id_that_already_has_register_rollups_replaces_the_hours_it_covers(database):
+    readings_repo.replace_hourly_energy("shared-id", {0: 9.0, 3600: 9.0, 100 * 3600: 9.0})
+    readings_repo.store("shared-id", [Reading(0, 1.0), Reading(3600, 1.0)], GAP)
+    rollups = {row.hour_start: row.kwh for row in readings_repo.EnergyHour.select()}
+    assert rollups[0] == pytest.approx(1.0)
+    assert rollups[100 * 3600] == 9.0  # outside what the samples touch
+
+
+def test_a_meter_keeps_its_key_and_its_samples_across_stores(database):
+    readings_repo.store("m", [Reading(0, 1.0)], GAP)
+    readings_repo.store("other", [Reading(0, 5.0)], GAP)
+    readings_repo.store("m", [Reading(60, 2.0)], GAP)
+    assert readings_repo.samples_between("m") == [Reading(0, 1.0), Reading(60, 2.0)]
+    assert readings_repo.samples_between("other") == [Reading(0, 5.0)]
+    assert readings_repo.Meter.select().count() == 2

@@ -1,0 +1,77 @@
+"""Writes that queue while another commits share its successor's transaction (SQLite group commit),
+and each still succeeds or fails on its own."""
+
+import threading
+import time
+
+import peewee
+import pytest
+
+from repository import db
+from repository import readings as readings_repo
+
+
+def hours_of(meter_id):
+    return {
+        row.hour_start: row.kwh
+        for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == meter_id)
+    }
+
+
+def write_hour(meter_id, fail=False):
+    def fn():
+        readings_repo.replace_hourly_energy(meter_id, {0: 1.0})
+        if fail:
+            raise peewee.IntegrityError(f"{meter_id} refused")
+        return meter_id
+
+    return fn
+
+
+def in_thread(target, results, key):
+    def run():
+        db.connect()
+        try:
+            results[key] = target()
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            results[key] = error
+        finally:
+            db.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_lone_failing_write_raises_its_own_error_and_stores_nothing(database):
+    with pytest.raises(peewee.IntegrityError, match="alone refused"):
+        db.grouped_write(write_hour("alone", fail=True))
+    assert hours_of("alone") == {}
+
+
+def test_a_failing_write_in_a_group_is_rolled_back_alone(database):
+    release = threading.Event()
+    results = {}
+
+    def first():
+        readings_repo.replace_hourly_energy("first", {0: 1.0})
+        release.wait(10)
+        return "first"
+
+    threads = [in_thread(lambda: db.grouped_write(first), results, "first")]
+    time.sleep(0.2)  # "first" leads and holds the transaction open
+    for name, fail in (("b", False), ("c", True), ("d", False)):
+        threads.append(in_thread(lambda name=name, fail=fail: db.grouped_write(write_hour(name, fail)), results, name))
+    if db.is_sqlite():
+        deadline = time.monotonic() + 10
+        while len(db._group._queue) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(db._group._queue) == 3  # b, c and d will share one transaction
+    release.set()
+    for thread in threads:
+        thread.join(20)
+
+    assert results["first"] == "first" and results["b"] == "b" and results["d"] == "d"
+    assert isinstance(results["c"], peewee.IntegrityError)
+    assert hours_of("b") == {0: 1.0} and hours_of("d") == {0: 1.0}
+    assert hours_of("c") == {}
