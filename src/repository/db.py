@@ -159,9 +159,9 @@ class _GroupCommit:
 
     Under load each one-reading store spent ~4x its own work waiting: for the write lock (its handover
     between processes), the commit's fsync, and this process's GIL after every SQLite call. Here the
-    first writer to arrive leads: it takes the lock, runs every queued write in one transaction, each in
-    its own savepoint (a failing write is rolled back alone and gets its exception), commits once, then
-    wakes the writers and hands the lead to the next one queued. Nobody returns before the commit that
+    first writer to arrive leads: it takes the lock, then runs every write queued by then in one
+    transaction, each in its own savepoint (a failing write is rolled back alone and gets its
+    exception), commits once, then wakes the writers and hands the lead to the next one queued. Nobody returns before the commit that
     holds its write, so an answered request is still a committed one.
     """
 
@@ -187,10 +187,18 @@ class _GroupCommit:
         return item.result
 
     def _lead(self) -> None:
-        with self._mutex:
-            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+        batch: list[_GroupedWrite] = []
         try:
-            self._execute(batch)
+            # The lock first, then the batch: the writes that queue up while the leader waits for the
+            # lock (another process's transaction) join this transaction instead of waiting for the next.
+            with _writer.hold():
+                batch = self._take_batch()
+                self._execute(batch)
+        except Exception as error:  # noqa: BLE001 - the lock could not be taken: every write of the batch fails
+            batch = batch or self._take_batch()
+            for item in batch:
+                item.result = None
+                item.error = item.error or error
         finally:
             for item in batch:
                 item.finished = True
@@ -202,10 +210,15 @@ class _GroupCommit:
                 else:
                     self._leading = False
 
+    def _take_batch(self) -> list[_GroupedWrite]:
+        with self._mutex:
+            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+        return batch
+
     @staticmethod
     def _execute(batch: list[_GroupedWrite]) -> None:
         try:
-            with _writer.hold(), database.atomic("IMMEDIATE"):
+            with database.atomic("IMMEDIATE"):
                 if len(batch) == 1:  # alone, its transaction is its savepoint: an error rolls back just it
                     batch[0].result = batch[0].fn()
                     return

@@ -75,3 +75,25 @@ def test_a_failing_write_in_a_group_is_rolled_back_alone(database):
     assert isinstance(results["c"], peewee.IntegrityError)
     assert hours_of("b") == {0: 1.0} and hours_of("d") == {0: 1.0}
     assert hours_of("c") == {}
+
+
+def test_writes_that_queue_while_the_leader_waits_for_the_lock_share_its_transaction(database, monkeypatch):
+    if not db.is_sqlite():
+        pytest.skip("PostgreSQL writers run in parallel, each in its own transaction")
+    sizes = []
+    execute = db._group._execute
+    monkeypatch.setattr(db._group, "_execute", lambda batch: (sizes.append(len(batch)), execute(batch))[1])
+    results = {}
+    with db._writer.hold():  # as another process's transaction would
+        threads = [in_thread(lambda: db.grouped_write(write_hour("leader")), results, "leader")]
+        time.sleep(0.2)  # the leader is waiting for the lock
+        for name in ("b", "c"):
+            threads.append(in_thread(lambda name=name: db.grouped_write(write_hour(name)), results, name))
+        deadline = time.monotonic() + 10
+        while len(db._group._queue) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(20)
+    assert sizes == [3]
+    assert results == {"leader": "leader", "b": "b", "c": "c"}
+    assert hours_of("b") == {0: 1.0}
