@@ -174,14 +174,21 @@ def download(url: str, devices: int, dimensions: int) -> dict:
     return {"rows": rows, "bytes": size, "export_seconds": seconds, "first_byte_seconds": first_byte}
 
 
-def measure(devices: int, database_url: str | None = None, dimensions: int = 1) -> dict:
-    """Fill a scratch database with `devices` devices, export them through the real server, and report."""
+def measure(devices: int, database_url: str | None = None, dimensions: int = 1, repeats: int = 1) -> dict:
+    """Fill a scratch database with `devices` devices, export them through the real server `repeats`
+    times, and report the download of median time (its peak memory is that of all of them)."""
     with tempfile.TemporaryDirectory(prefix="oms-bench-") as scratch:
         url = database_url or f"sqlite:///{scratch}/oms.sqlite3"
         fill_seconds = fill(url, devices, dimensions)
         with server(url, Path(scratch) / "server.log") as (process, base_url):
             rss_before = memory_kib(process.pid, "VmRSS")
-            result = download(base_url, devices, dimensions)
+            downloads = sorted(
+                (download(base_url, devices, dimensions) for _ in range(repeats)),
+                key=lambda result: result["export_seconds"],
+            )
+            result = downloads[len(downloads) // 2]
+            if repeats > 1:
+                result["export_seconds_each"] = [round(each["export_seconds"], 3) for each in downloads]
             peak = memory_kib(process.pid, "VmHWM")
     engine = "sqlite" if url.startswith("sqlite") else "postgresql"
     return {

@@ -393,7 +393,8 @@ def export_section(report: Report) -> None:
     # the shared machine: the reference is the median of three.
     smalls = sorted((oms_export.measure(small) for _ in range(3)), key=lambda result: result["export_seconds"])
     first = smalls[1]
-    second = oms_export.measure(large)
+    # The large one too: a co-tenant that takes our core for part of one download would decide the verdict.
+    second = oms_export.measure(large, repeats=3)
     time_ratio = second["export_seconds"] / first["export_seconds"]
     growth = second["server_peak_rss_mib"] - first["server_peak_rss_mib"]
     linear = large / small
