@@ -161,8 +161,9 @@ class _GroupCommit:
     between processes), the commit's fsync, and this process's GIL after every SQLite call. Here the
     first writer to arrive leads: it takes the lock, then runs every write queued by then in one
     transaction, each in its own savepoint (a failing write is rolled back alone and gets its
-    exception), commits once, then wakes the writers and hands the lead to the next one queued. Nobody returns before the commit that
-    holds its write, so an answered request is still a committed one.
+    exception), commits once, then wakes the writers and hands the lead to the next one queued.
+    Nobody returns before the commit that holds its write, so an answered request is still a
+    committed one.
     """
 
     MAX_BATCH = 64

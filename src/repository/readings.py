@@ -185,23 +185,67 @@ def _store_in_transaction(
     _lock_meter(meter_id)
     meter_key = known_key if known_key is not None else _meter_key(meter_id)
     if meter_key is None:
-        meter_key = _new_meter_key(meter_id)
-        before = None
-    else:
-        # The samples already stored around each affected range are read before the upsert and merged
-        # with the new ones in memory, so the rows just written are not read back.
-        before = [_key_sample_rows(meter_key, first - max_gap, last + HOUR + max_gap) for first, last, *_ in plans]
-    upsert.execute(meter_key)
-    if before is None:  # a new meter: no rollups of its own to replace
+        upsert.execute(_new_meter_key(meter_id))
+        # A new meter has no rollups of its own to replace: the energy worked out before the lock is all.
         _insert_hours(meter_id, {hour: kwh for *_, energy in plans for hour, kwh in energy.items()})
         return
-    for (first_hour, last_hour, times, values, energy), existing in zip(plans, before, strict=True):
-        if existing:
-            merged = dict(existing)
-            merged.update(zip(times, values, strict=True))
-            _refresh_hours(meter_id, first_hour, last_hour, max_gap, sorted(merged.items()))
-        else:
-            _refresh_hours(meter_id, first_hour, last_hour, max_gap, energy=energy)
+    # The stored samples each range needs are read before the upsert and merged with the new ones in
+    # memory, so the rows just written are not read back.
+    changes = [_changed_hours(meter_key, times, values, energy, max_gap) for _, _, times, values, energy in plans]
+    upsert.execute(meter_key)
+    for change in changes:
+        if change is not None:
+            first_hour, last_hour, samples, energy = change
+            _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples, energy)
+
+
+def _changed_hours(
+    meter_key: int, times: list[int], values: list[float], energy: dict[int, float], max_gap: int
+) -> tuple[int, int, list[tuple[int, float]] | None, dict[int, float] | None] | None:
+    """The hours whose energy new samples at `times` change, and what to recompute them from.
+
+    Only intervals that end or start at a new sample change: those between new samples, and the two
+    that join the first and the last new sample to the stored samples beside them (when those are
+    within max_gap). A sample a minute after the last one changes one hour, not the 2 * max_gap
+    around it that affected_hour_ranges allows for before the neighbours are known.
+    """
+    before, after = _neighbours(meter_key, times[0], times[-1])
+    low = before if before is not None and times[0] - before <= max_gap else times[0]
+    high = after if after is not None and after - times[-1] <= max_gap else times[-1]
+    if low == high:
+        return None  # one sample with no neighbour within reach: no interval carries energy
+    first_hour, last_hour = hour_of(low), hour_of(high - 1)
+    end = last_hour + HOUR
+    stored = _key_samples_reaching(meter_key, first_hour, end)
+    if not stored:
+        # Nothing stored from the sample before first_hour to the one after end: new samples only,
+        # whose energy was worked out before the lock.
+        return first_hour, last_hour, None, energy
+    merged = dict(stored)
+    merged.update(zip(times, values, strict=True))
+    return first_hour, last_hour, sorted(merged.items()), None
+
+
+def _neighbours(meter_key: int, first: int, last: int) -> tuple[int | None, int | None]:
+    """The stored sample times just before `first` and just after `last`."""
+    p = _param()
+    return database.execute_sql(
+        f'SELECT (SELECT MAX("time") FROM meter_samples WHERE meter_key = {p} AND "time" < {p}),'
+        f' (SELECT MIN("time") FROM meter_samples WHERE meter_key = {p} AND "time" > {p})',
+        (meter_key, first, meter_key, last),
+    ).fetchone()
+
+
+def _key_samples_reaching(meter_key: int, start: int, end: int) -> list[tuple[int, float]]:
+    """Stored samples in [start, end] and the one on each side beyond: every interval that overlaps it."""
+    p = _param()
+    return database.execute_sql(
+        f'SELECT "time", reading FROM meter_samples WHERE meter_key = {p}'
+        f' AND "time" >= COALESCE((SELECT MAX("time") FROM meter_samples WHERE meter_key = {p} AND "time" < {p}), {p})'
+        f' AND "time" <= COALESCE((SELECT MIN("time") FROM meter_samples WHERE meter_key = {p} AND "time" > {p}), {p})'
+        ' ORDER BY "time"',
+        (meter_key, meter_key, start, start, meter_key, end, end),
+    ).fetchall()
 
 
 def _meter_key(meter_id: str) -> int | None:
@@ -266,10 +310,6 @@ def _insert_hours(meter_id: str, energy: Mapping[int, float]) -> None:
 
 def _sample_rows(meter_id: str, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
     return _select_samples(f"(SELECT meter_key FROM meters WHERE meter_id = {_param()})", meter_id, start, end)
-
-
-def _key_sample_rows(meter_key: int, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
-    return _select_samples(_param(), meter_key, start, end)
 
 
 def _select_samples(meter_sql: str, meter: str | int, start: int | None, end: int | None) -> list[tuple[int, float]]:

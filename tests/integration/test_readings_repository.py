@@ -133,3 +133,32 @@ def test_a_meter_keeps_its_key_and_its_samples_across_stores(database):
     assert readings_repo.samples_between("m") == [Reading(0, 1.0), Reading(60, 2.0)]
     assert readings_repo.samples_between("other") == [Reading(0, 5.0)]
     assert readings_repo.Meter.select().count() == 2
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_rollups_after_any_sequence_of_stores_equal_a_recomputation_from_every_sample(database, seed):
+    import random
+
+    rng = random.Random(seed)
+    meter = f"random-{seed}"
+    for _ in range(rng.randint(1, 8)):
+        # Half the batches start on an hour boundary, and steps of whole hours keep them there.
+        start = rng.randrange(0, 20) * 3600 if rng.random() < 0.5 else rng.randrange(0, 20 * 3600)
+        steps = [rng.choice([1, 60, 600, 1800, 3599, 3600, 3601, 7200]) for _ in range(rng.randint(1, 40))]
+        times = [start]
+        for step in steps[1:]:
+            times.append(times[-1] + step)
+        batch = [Reading(t, round(rng.uniform(0, 9), 3)) for t in times]
+        rng.shuffle(batch)
+        readings_repo.store(meter, batch, GAP)
+
+    stored = readings_repo.samples_between(meter)
+    first, last = stored[0].time, stored[-1].time
+    expected = energy_by_hour(stored, GAP, first - first % 3600, last - last % 3600 + 3600)
+    rollups = {
+        row.hour_start: row.kwh
+        for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == meter)
+    }
+    assert rollups.keys() == expected.keys()
+    for hour, kwh in expected.items():
+        assert rollups[hour] == pytest.approx(kwh, rel=1e-9, abs=1e-9)
