@@ -191,49 +191,46 @@ def _store_in_transaction(
         return
     # The stored samples each range needs are read before the upsert and merged with the new ones in
     # memory, so the rows just written are not read back.
-    changes = [_changed_hours(meter_key, times, values, energy, max_gap) for _, _, times, values, energy in plans]
+    changes = [_changed_energy(meter_key, times, values, energy, max_gap) for _, _, times, values, energy in plans]
     upsert.execute(meter_key)
-    for change in changes:
-        if change is not None:
-            first_hour, last_hour, samples, energy = change
-            _refresh_hours(meter_id, first_hour, last_hour, max_gap, samples, energy)
+    # An upsert of the changed hours is enough: an hour with energy keeps it when samples are added or
+    # replaced (an interval that is split yields shorter ones over the same time), so none is deleted.
+    _insert_hours(meter_id, {hour: kwh for change in changes if change for hour, kwh in change.items()})
 
 
-def _changed_hours(
+def _changed_energy(
     meter_key: int, times: list[int], values: list[float], energy: dict[int, float], max_gap: int
-) -> tuple[int, int, list[tuple[int, float]] | None, dict[int, float] | None] | None:
-    """The hours whose energy new samples at `times` change, and what to recompute them from.
+) -> dict[int, float] | None:
+    """The new energy of the hours that new samples at `times` change (`energy` is theirs alone).
 
     Only intervals that end or start at a new sample change: those between new samples, and the two
     that join the first and the last new sample to the stored samples beside them (when those are
     within max_gap). A sample a minute after the last one changes one hour, not the 2 * max_gap
     around it that affected_hour_ranges allows for before the neighbours are known.
     """
-    before, after = _neighbours(meter_key, times[0], times[-1])
+    # One read: the stored samples from the hour of times[0] - max_gap to the end of the hour of
+    # times[-1] + max_gap, and the one beyond on each side, hold everything below needs.
+    stored = _key_samples_reaching(meter_key, hour_of(times[0] - max_gap), hour_of(times[-1] + max_gap - 1) + HOUR)
+    stored_times = [time for time, _ in stored]
+    left = bisect.bisect_left(stored_times, times[0]) - 1
+    right = bisect.bisect_right(stored_times, times[-1])
+    before = stored_times[left] if left >= 0 else None
+    after = stored_times[right] if right < len(stored_times) else None
     low = before if before is not None and times[0] - before <= max_gap else times[0]
     high = after if after is not None and after - times[-1] <= max_gap else times[-1]
     if low == high:
         return None  # one sample with no neighbour within reach: no interval carries energy
-    first_hour, last_hour = hour_of(low), hour_of(high - 1)
-    end = last_hour + HOUR
-    stored = _key_samples_reaching(meter_key, first_hour, end)
-    if not stored:
+    first_hour, end = hour_of(low), hour_of(high - 1) + HOUR
+    # The stored samples that reach into [first_hour, end]: those inside and the one beyond each side.
+    inside = slice(max(0, bisect.bisect_left(stored_times, first_hour) - 1), bisect.bisect_right(stored_times, end) + 1)
+    reaching = stored[inside]
+    if not reaching:
         # Nothing stored from the sample before first_hour to the one after end: new samples only,
         # whose energy was worked out before the lock.
-        return first_hour, last_hour, None, energy
-    merged = dict(stored)
+        return energy
+    merged = dict(reaching)
     merged.update(zip(times, values, strict=True))
-    return first_hour, last_hour, sorted(merged.items()), None
-
-
-def _neighbours(meter_key: int, first: int, last: int) -> tuple[int | None, int | None]:
-    """The stored sample times just before `first` and just after `last`."""
-    p = _param()
-    return database.execute_sql(
-        f'SELECT (SELECT MAX("time") FROM meter_samples WHERE meter_key = {p} AND "time" < {p}),'
-        f' (SELECT MIN("time") FROM meter_samples WHERE meter_key = {p} AND "time" > {p})',
-        (meter_key, first, meter_key, last),
-    ).fetchone()
+    return energy_by_hour(sorted(merged.items()), max_gap, first_hour, end)
 
 
 def _key_samples_reaching(meter_key: int, start: int, end: int) -> list[tuple[int, float]]:

@@ -135,7 +135,7 @@ def test_a_meter_keeps_its_key_and_its_samples_across_stores(database):
     assert readings_repo.Meter.select().count() == 2
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(40))
 def test_rollups_after_any_sequence_of_stores_equal_a_recomputation_from_every_sample(database, seed):
     import random
 
