@@ -175,7 +175,7 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
         energy = energy_by_hour_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR)
         plans.append((first_hour, last_hour, range_times, range_values, energy))
     # A meter's key never changes once made, so a known one is looked up before taking the write lock.
-    known_key = _meter_key(meter_id)
+    known_key = _known_meter_key(meter_id)
     grouped_write(lambda: _store_in_transaction(meter_id, known_key, upsert, plans, max_gap))
 
 
@@ -248,6 +248,37 @@ def _key_samples_reaching(meter_key: int, start: int, end: int) -> list[tuple[in
 def _meter_key(meter_id: str) -> int | None:
     row = database.execute_sql(f"SELECT meter_key FROM meters WHERE meter_id = {_param()}", (meter_id,)).fetchone()
     return None if row is None else row[0]
+
+
+class _KeyCache:
+    """Meter keys this process has read committed: they never change and are never deleted, so a
+    meter that stores every second does not look its key up every second. Tied to the database
+    object, since tests (and a reconfigured process) open another database with other keys."""
+
+    LIMIT = 100_000  # about 10 MB; emptied when full rather than tracking recency on every store
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}
+        self.owner: object = None
+
+    def get(self, meter_id: str) -> int | None:
+        if self.owner is not database.obj:
+            self.keys, self.owner = {}, database.obj
+        key = self.keys.get(meter_id)
+        if key is None:
+            key = _meter_key(meter_id)  # a committed row: a key made in a transaction that rolls back is never seen
+            if key is not None:
+                if len(self.keys) >= self.LIMIT:
+                    self.keys = {}
+                self.keys[meter_id] = key
+        return key
+
+
+_key_cache = _KeyCache()
+
+
+def _known_meter_key(meter_id: str) -> int | None:
+    return None if database.in_transaction() else _key_cache.get(meter_id)
 
 
 def _new_meter_key(meter_id: str) -> int:

@@ -162,3 +162,27 @@ def test_rollups_after_any_sequence_of_stores_equal_a_recomputation_from_every_s
     assert rollups.keys() == expected.keys()
     for hour, kwh in expected.items():
         assert rollups[hour] == pytest.approx(kwh, rel=1e-9, abs=1e-9)
+
+
+def test_a_meter_key_is_looked_up_once_and_a_rolled_back_one_is_never_remembered(database, monkeypatch):
+    original = readings_repo._insert_hours
+
+    def explode(*args, **kwargs):
+        original(*args, **kwargs)
+        raise peewee.OperationalError("disk full")
+
+    monkeypatch.setattr(readings_repo, "_insert_hours", explode)
+    with pytest.raises(peewee.OperationalError):
+        readings_repo.store("m", [Reading(0, 1.0), Reading(60, 1.0)], GAP)
+    monkeypatch.setattr(readings_repo, "_insert_hours", original)
+    readings_repo.store("other", [Reading(0, 1.0)], GAP)  # takes the key the rolled-back "m" had
+    readings_repo.store("m", [Reading(0, 2.0), Reading(60, 2.0)], GAP)
+
+    lookups = []
+    lookup = readings_repo._meter_key
+    monkeypatch.setattr(readings_repo, "_meter_key", lambda meter_id: lookups.append(meter_id) or lookup(meter_id))
+    readings_repo.store("m", [Reading(120, 2.0)], GAP)
+    readings_repo.store("m", [Reading(180, 2.0)], GAP)
+    assert lookups.count("m") <= 1
+    assert readings_repo.samples_between("m") == [Reading(t, 2.0) for t in (0, 60, 120, 180)]
+    assert readings_repo.samples_between("other") == [Reading(0, 1.0)]
