@@ -9,16 +9,22 @@ from repository import readings as readings_repo
 GAP = 3600
 
 
-def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
+def store_failing_after_its_writes(meter_id, readings, monkeypatch):
+    """store() whose transaction fails at its last statement, after every other write was made."""
     original = readings_repo._insert_hours
 
     def explode(*args, **kwargs):
         original(*args, **kwargs)
         raise peewee.OperationalError("disk full")
 
-    monkeypatch.setattr(readings_repo, "_insert_hours", explode)
-    with pytest.raises(peewee.OperationalError):
-        readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 1000, 10)], GAP)
+    with monkeypatch.context() as patch:
+        patch.setattr(readings_repo, "_insert_hours", explode)
+        with pytest.raises(peewee.OperationalError):
+            readings_repo.store(meter_id, readings, GAP)
+
+
+def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
+    store_failing_after_its_writes("m", [Reading(t, 1.0) for t in range(0, 1000, 10)], monkeypatch)
     assert readings_repo.period("m") is None
     assert readings_repo.EnergyHour.select().count() == 0
 
@@ -165,16 +171,7 @@ def test_rollups_after_any_sequence_of_stores_equal_a_recomputation_from_every_s
 
 
 def test_a_meter_key_is_looked_up_once_and_a_rolled_back_one_is_never_remembered(database, monkeypatch):
-    original = readings_repo._insert_hours
-
-    def explode(*args, **kwargs):
-        original(*args, **kwargs)
-        raise peewee.OperationalError("disk full")
-
-    monkeypatch.setattr(readings_repo, "_insert_hours", explode)
-    with pytest.raises(peewee.OperationalError):
-        readings_repo.store("m", [Reading(0, 1.0), Reading(60, 1.0)], GAP)
-    monkeypatch.setattr(readings_repo, "_insert_hours", original)
+    store_failing_after_its_writes("m", [Reading(0, 1.0), Reading(60, 1.0)], monkeypatch)
     readings_repo.store("other", [Reading(0, 1.0)], GAP)  # takes the key the rolled-back "m" had
     readings_repo.store("m", [Reading(0, 2.0), Reading(60, 2.0)], GAP)
 
