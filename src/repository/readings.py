@@ -173,7 +173,7 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
         high = bisect.bisect_right(times, last_hour + HOUR + max_gap)
         range_times, range_values = times[low:high], values[low:high]
         energy = energy_by_hour_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR)
-        plans.append((first_hour, last_hour, range_times, range_values, energy))
+        plans.append((range_times, range_values, energy))
     # A meter's key never changes once made, so a known one is looked up before taking the write lock.
     known_key = _known_meter_key(meter_id)
     grouped_write(lambda: _store_in_transaction(meter_id, known_key, upsert, plans, max_gap))
@@ -187,11 +187,11 @@ def _store_in_transaction(
     if meter_key is None:
         upsert.execute(_new_meter_key(meter_id))
         # A new meter has no rollups of its own to replace: the energy worked out before the lock is all.
-        _insert_hours(meter_id, {hour: kwh for *_, energy in plans for hour, kwh in energy.items()})
+        _insert_hours(meter_id, {hour: kwh for _, _, energy in plans for hour, kwh in energy.items()})
         return
     # The stored samples each range needs are read before the upsert and merged with the new ones in
     # memory, so the rows just written are not read back.
-    changes = [_changed_energy(meter_key, times, values, energy, max_gap) for _, _, times, values, energy in plans]
+    changes = [_changed_energy(meter_key, times, values, energy, max_gap) for times, values, energy in plans]
     upsert.execute(meter_key)
     # An upsert of the changed hours is enough: an hour with energy keeps it when samples are added or
     # replaced (an interval that is split yields shorter ones over the same time), so none is deleted.
