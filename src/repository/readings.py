@@ -153,9 +153,10 @@ class _SampleUpsert:
 
 def store(meter_id: str, readings: Iterable[Reading], max_gap: int) -> None:
     """Upsert the samples (a repeated time replaces the value) and refresh the hours they touch, atomically."""
-    latest = {time: value for time, value in readings}  # the value sent last wins, as with one upsert per row
-    times = sorted(latest)
-    store_columns(meter_id, SampleColumns(times, [latest[time] for time in times]), max_gap)
+    pairs = list(readings)
+    if pairs:
+        times, values = (list(column) for column in zip(*pairs, strict=True))
+        store_columns(meter_id, SampleColumns.of(times, values), max_gap)
 
 
 def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
@@ -303,22 +304,10 @@ def _lock_meter(meter_id: str) -> None:
         database.execute_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_METER_LOCK_CLASS, meter_id))
 
 
-def _refresh_hours(
-    meter_id: str,
-    first_hour: int,
-    last_hour: int,
-    max_gap: int,
-    samples: Sequence[tuple[int, float]] | None = None,
-    energy: dict[int, float] | None = None,
-) -> None:
-    """Recompute the rollups of hours first_hour … last_hour from `samples` (every stored sample within
-    max_gap of those hours, sorted by time), read from the database when not given; `energy` is their
-    energy by hour when the caller has it already."""
+def _refresh_hours(meter_id: str, first_hour: int, last_hour: int, max_gap: int) -> None:
+    """Recompute the rollups of hours first_hour … last_hour from the stored samples."""
     start, end = first_hour, last_hour + HOUR
-    if energy is None:
-        if samples is None:
-            samples = _sample_rows(meter_id, start - max_gap, end + max_gap)
-        energy = energy_by_hour(samples, max_gap, start, end)
+    energy = energy_by_hour(_sample_rows(meter_id, start - max_gap, end + max_gap), max_gap, start, end)
     p = _param()
     database.execute_sql(
         f"DELETE FROM energy_hours WHERE meter_id = {p} AND hour_start >= {p} AND hour_start <= {p}",
@@ -337,13 +326,10 @@ def _insert_hours(meter_id: str, energy: Mapping[int, float]) -> None:
 
 
 def _sample_rows(meter_id: str, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
-    return _select_samples(f"(SELECT meter_key FROM meters WHERE meter_id = {_param()})", meter_id, start, end)
-
-
-def _select_samples(meter_sql: str, meter: str | int, start: int | None, end: int | None) -> list[tuple[int, float]]:
     p = _param()
-    sql = f'SELECT "time", reading FROM meter_samples WHERE meter_key = {meter_sql}'
-    params: list = [meter]
+    meter_key = f"(SELECT meter_key FROM meters WHERE meter_id = {p})"
+    sql = f'SELECT "time", reading FROM meter_samples WHERE meter_key = {meter_key}'
+    params: list = [meter_id]
     if start is not None:
         sql += f' AND "time" >= {p}'
         params.append(start)
