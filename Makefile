@@ -7,7 +7,7 @@ HOST ?= 0.0.0.0
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev test lint format fuzz bench bench-quick migrate demo clean
+.PHONY: run install install-dev test lint openapi-check format fuzz bench bench-quick migrate demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: install-dev
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## make openapi-check: validate the served /openapi.json with openapi-spec-validator
+openapi-check: install-dev
+	$(BIN)/python -m pytest -q -p no:warnings tests/api/test_openapi_document.py -k sqlite
 
 format: install-dev
 	$(BIN)/ruff format .
