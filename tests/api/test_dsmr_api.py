@@ -11,8 +11,9 @@ import pytest
 
 import cli
 from app import create_app
-from config import Config
+from config import PROJECT_ROOT, Config
 from controllers import dsmr_v2
+from domain.telegram import parse_telegram
 from repository import db
 from tests.support.telegrams import SEED_TELEGRAM, make_telegram
 
@@ -623,3 +624,74 @@ def test_a_p1_meter_is_priced_on_every_plan_from_its_registers(client, clock):
         "pricePlanComparisons": [{"price-plan-2": 3.0}, {"price-plan-1": 6.0}, {"price-plan-0": 30.0}],
     }
     assert client.get("/price-plans/recommend/E0000000000000009?limit=1").json() == [{"price-plan-2": 3.0}]
+
+
+def test_a_p1_meter_is_priced_from_its_second_reading_even_inside_its_first_hour(client, clock):
+    start = datetime(2024, 5, 1, 10, 5, tzinfo=UTC)
+    for minutes, delivered in ((0, "100.000"), (30, "102.500")):
+        text = telegram(
+            start + timedelta(minutes=minutes),
+            "E0044404018311117",
+            electricity_delivered_1=Decimal(delivered),
+            electricity_delivered_2=Decimal("200.000"),
+        )
+        assert client.post(V1, headers=AUTH, data={"telegram": text}).status_code == 201
+    comparison = client.get("/price-plans/compare-all/E0044404018311117")
+    assert comparison.status_code == 200
+    assert comparison.json()["pricePlanComparisons"] == [
+        {"price-plan-2": 2.5},
+        {"price-plan-1": 5.0},
+        {"price-plan-0": 25.0},
+    ]
+    hours = client.get("/api/v2/statistics/hour", headers=AUTH).json()["results"]
+    assert [(hour["hour_start"], hour["electricity1"]) for hour in hours] == [("2024-05-01T10:00:00Z", "2.500")]
+
+
+def test_reading_a_p1_meter_as_a_joi_meter_says_where_its_readings_are(client, clock):
+    text = telegram(datetime(2024, 5, 1, 10, 5, tzinfo=UTC), "E0044404018311117")
+    assert client.post(V1, headers=AUTH, data={"telegram": text}).status_code == 201
+    response = client.get("/readings/read/E0044404018311117")
+    assert response.status_code == 404
+    assert (
+        "P1 (DSMR) meter" in response.json()["detail"] and "/api/v2/datalogger/dsmrreading" in response.json()["detail"]
+    )
+    assert client.get("/readings/read/nobody").json()["detail"] == "meter 'nobody' has no readings"
+
+
+EXAMPLE_TELEGRAM = PROJECT_ROOT / "examples" / "telegram.txt"
+
+
+def test_the_shipped_example_telegram_is_a_v5_telegram_with_a_valid_crc_and_crlf_line_ends():
+    raw = EXAMPLE_TELEGRAM.read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n") > 20
+    parsed = parse_telegram(raw.decode("ascii"), verify_crc=True)
+    assert parsed.version == "50" and parsed.equipment_id == "E0044404018311117"
+    assert parsed.timestamp == datetime(2017, 4, 14, 22, 30, tzinfo=UTC)
+
+
+def test_the_readme_examples_answer_on_the_data_they_create(client):
+    """The README's sequence: the seed's v2 example, examples/telegram.txt, then its queries."""
+    assert client.post(READINGS, headers=AUTH, data=SEED_READING).status_code == 201
+    telegram_text = EXAMPLE_TELEGRAM.read_bytes().decode("ascii")
+    assert client.post(V1, headers=AUTH, data={"telegram": telegram_text}).status_code == 201
+    contract = (
+        "start=2017-01-01&end=2017-12-31&description=Fixed 2017&electricity_delivered_1_price=0.21"
+        "&electricity_delivered_2_price=0.25&electricity_returned_1_price=0.08&electricity_returned_2_price=0.08"
+        "&gas_price=1.35&fixed_daily_cost=0.92"
+    )
+    form = {"content-type": "application/x-www-form-urlencoded", **AUTH}
+    assert client.post("/api/v2/consumption/energy-supplier-prices", headers=form, content=contract).status_code == 201
+    window = "timestamp__gte=2017-04-14%2000:00:00&timestamp__lte=2017-04-16%2000:00:00"
+    assert client.get(f"{READINGS}?{window}", headers=AUTH).json()["count"] == 2
+    latest = client.get(f"{READINGS}?ordering=-timestamp&limit=1", headers=AUTH).json()["results"][0]
+    assert latest["timestamp"] == "2017-04-14T22:30:00Z"
+    days = client.get("/api/v2/statistics/day?day__gte=2017-04-14&day__lte=2017-04-16", headers=AUTH).json()
+    assert [(day["day"], day["electricity1"], day["total_cost"]) for day in days["results"]] == [
+        ("2017-04-15", "0.500", "1.09")  # 0.5 × 0.21 + 0.25 × 0.25 = 0.1675 → 0.17, + 0.92
+    ]
+    hours = client.get("/api/v2/statistics/hour?hour_start__gte=2017-04-14%2000:00:00&limit=48", headers=AUTH).json()
+    assert [hour["hour_start"] for hour in hours["results"]] == ["2017-04-14T22:00:00Z"]
+    assert client.get("/price-plans/compare-all/E0044404018311117").json()["pricePlanComparisons"][0] == {
+        "price-plan-2": 0.75
+    }
+    assert client.get("/api/v2/consumption/today", headers=AUTH).status_code == 404  # no reading today

@@ -202,7 +202,10 @@ def _installations(migrator, db: peewee.Database) -> None:
     ).fetchall()
     key_hash = db.execute_sql("SELECT value FROM settings WHERE key = 'dsmr_api_key_hash'").fetchone()
     if not meters and key_hash is not None:
-        db.execute_sql("INSERT INTO dsmr_meters (meter) VALUES ('default')")
+        db.execute_sql(
+            "INSERT INTO dsmr_meters (meter, accepted_telegrams, duplicate_telegrams, reading_count, rejected_telegrams)"
+            " VALUES ('default', 0, 0, 0, 0)"
+        )
         meters = [("default", False)]
     names: set[str] = set()
     for position, (meter, from_telegrams) in enumerate(meters):
