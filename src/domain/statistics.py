@@ -1,7 +1,8 @@
 """DSMR-reader style statistics from cumulative meter registers (DESIGN.md §3, seed dsmr-reader-api.rst).
 
 A meter position holds cumulative registers: kWh delivered and returned per tariff (1 = low, 2 = normal) and
-m³ of gas. What was used in a period is the rise of a register over it: last position minus first.
+m³ of gas. What was used in a period is what the registers rose by from reading to reading in it; an interval
+in which a register decreased is a reset (a meter swap, a test reading) and books nothing.
 Hour statistics are per local hour and day statistics per local calendar day, so a day has 23 or 25 hours
 when the clocks change. Costs follow DSMR-reader: used × delivered price − returned × returned price per
 tariff, rounded half-up to cents; the total adds gas and the contract's fixed daily cost.
