@@ -557,23 +557,30 @@ def _refresh_days(meter: str, days: Iterable[date], tz: tzinfo) -> None:
 
 
 def positions_for_spans(meter: str, spans: Sequence[tuple[datetime, datetime]]) -> list[MeterPosition]:
-    """The meter positions that decide the statistics of these hours (see `positions_at`), plus each reading
-    that follows a reset inside them with the reading before it: across a reset nothing is booked, and
-    every other stretch only rises, so these positions book what all the readings would."""
+    """The meter positions that decide the statistics of these hours: those of `positions_at`, and, when a
+    reset lies inside them, every reading inside them (one range read; resets are rare). Across a reset
+    nothing is booked and every other stretch only rises, so boundary positions book what all readings
+    would wherever no reset lies between them."""
     positions = {position.timestamp: position for position in positions_at(meter, boundaries_of(spans))}
-    first, last = _epoch(spans[0][0]), _epoch(spans[-1][1])
-    after_reset = ReadingRow.select().where(
-        (ReadingRow.meter == meter)
-        & (ReadingRow.reset == True)  # noqa: E712 (a Peewee expression)
-        & (ReadingRow.timestamp > first)
-        & (ReadingRow.timestamp <= last)
-    )
-    for row in after_reset:
-        positions.setdefault(_instant(row.timestamp), _position(row))
-        previous = _neighbour(meter, row.timestamp, before=True)
-        if previous is not None:
-            positions.setdefault(_instant(previous.timestamp), _position(previous))
+    for start, end in _runs(spans):
+        inside = (
+            (ReadingRow.meter == meter) & (ReadingRow.timestamp > _epoch(start)) & (ReadingRow.timestamp <= _epoch(end))
+        )
+        if ReadingRow.select(ReadingRow.id).where(inside & (ReadingRow.reset == True)).exists():  # noqa: E712
+            for row in ReadingRow.select().where(inside):
+                positions.setdefault(_instant(row.timestamp), _position(row))
     return list(positions.values())
+
+
+def _runs(spans: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Consecutive hours joined: (start of the first, end of the last) of each run."""
+    runs: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
 
 
 def positions_at(meter: str, boundaries: Iterable[datetime]) -> list[MeterPosition]:

@@ -203,8 +203,8 @@ def _installations(migrator, db: peewee.Database) -> None:
     key_hash = db.execute_sql("SELECT value FROM settings WHERE key = 'dsmr_api_key_hash'").fetchone()
     if not meters and key_hash is not None:
         db.execute_sql(
-            "INSERT INTO dsmr_meters (meter, accepted_telegrams, duplicate_telegrams, reading_count, rejected_telegrams)"
-            " VALUES ('default', 0, 0, 0, 0)"
+            "INSERT INTO dsmr_meters (meter, accepted_telegrams, duplicate_telegrams, reading_count,"
+            " rejected_telegrams) VALUES ('default', 0, 0, 0, 0)"
         )
         meters = [("default", False)]
     names: set[str] = set()
