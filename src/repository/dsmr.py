@@ -29,6 +29,7 @@ from domain.dsmr import (
     TelegramFacts,
     TimeWindow,
     boundaries_of,
+    check_telegram_meter,
     day_from_hours,
     day_of_hour,
     hours_to_refresh,
@@ -387,6 +388,8 @@ def _claim_equipment_id(installation: Installation, equipment_id: str) -> Instal
     store's transaction: another installation's meter, or a JOI meter with kW samples, is refused."""
     row = InstallationRow.get(InstallationRow.name == installation.name)
     if row.equipment_id is not None:
+        # Checked again under the lock: another telegram may have named the meter since the caller looked.
+        check_telegram_meter(_installation(row), equipment_id)
         return _installation(row)
     other = InstallationRow.get_or_none(
         (InstallationRow.name != installation.name)

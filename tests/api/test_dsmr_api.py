@@ -695,3 +695,23 @@ def test_the_readme_examples_answer_on_the_data_they_create(client):
         "price-plan-2": 0.75
     }
     assert client.get("/api/v2/consumption/today", headers=AUTH).status_code == 404  # no reading today
+
+
+def test_the_served_document_declares_the_dsmr_key_schemes_for_every_dsmr_operation(client):
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["DsmrAuthKey"] | {"description": None} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-AUTHKEY",
+        "description": None,
+        "x-apikeyInfoFunc": "controllers.dsmr_common.accept_any_key",
+    }
+    assert (schemes["DsmrToken"]["in"], schemes["DsmrToken"]["name"]) == ("header", "Authorization")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path.startswith("/api/v"):
+                assert operation["security"] == [{"DsmrAuthKey": []}, {"DsmrToken": []}, {}], (path, method)
+                assert all(parameter["name"] != "X-AUTHKEY" for parameter in operation.get("parameters", []))
+            else:
+                assert "security" not in operation, (path, method)

@@ -13,7 +13,7 @@ import peewee
 import pytest
 
 from domain.dsmr import DsmrReading, Installation, PageRequest, TelegramFacts, TimeWindow, day_from_hours
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.statistics import EnergyPrices, day_statistics, hour_statistics
 from repository import db
 from repository import dsmr as repo
@@ -385,3 +385,14 @@ def test_an_overlapping_contract_is_refused_naming_the_one_it_overlaps(database)
     assert repo.add_energy_prices(at("m1"), before, AMSTERDAM).id != first.id
     assert repo.add_energy_prices(at("m2"), later, AMSTERDAM)  # another installation's contracts are its own
     assert len(repo.energy_prices("m1")) == 2
+
+
+def test_the_meter_a_telegram_names_is_checked_again_inside_the_store(database):
+    """Two loggers behind one new key: the check before the store saw no meter yet; the store sees the first."""
+    repo.set_key("home", "sha256$home", replace=False)
+    stale = repo.installation_named("home")  # what a second request read before the first one committed
+    store_first = reading("home", SPRING, 1)
+    repo.store_reading(stale, store_first, AMSTERDAM, telegram_meter="E1")
+    with pytest.raises(InvalidInput, match="from meter E2"):
+        repo.store_reading(stale, reading("home", SPRING + timedelta(minutes=5), 2), AMSTERDAM, telegram_meter="E2")
+    assert repo.ReadingRow.select().count() == 1
