@@ -30,10 +30,10 @@ run: install
 	AUTO_MIGRATE=0 $(BIN)/uvicorn --app-dir src --factory app:create_app \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 
-## make dsmr-key: generate the DSMR-reader API key, store only its hash, print it once (ROTATE=1 replaces it)
+## make dsmr-key NAME=home: make installation NAME's DSMR-reader API key, print it once (ROTATE=1 replaces it)
 .PHONY: dsmr-key
 dsmr-key: install
-	$(BIN)/python src/cli.py dsmr-key $(if $(ROTATE),--rotate)
+	$(BIN)/python src/cli.py dsmr-key $(if $(NAME),--installation $(NAME)) $(if $(ROTATE),--rotate)
 
 migrate: install
 	$(BIN)/python src/cli.py migrate

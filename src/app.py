@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import errors  # noqa: E402
 from config import Config  # noqa: E402
+from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
 from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from repository import db, migrations  # noqa: E402
@@ -99,6 +100,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     errors.register(app)
+    warn_when_no_key_can_pass(config)
     return app
 
 

@@ -1,4 +1,4 @@
-"""Operator commands: `python src/cli.py migrate|demo|rebuild-rollups|dsmr-key`."""
+"""Operator commands: `python src/cli.py migrate|demo|rebuild-rollups|dsmr-key|delete`."""
 
 from __future__ import annotations
 
@@ -11,34 +11,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app import prepare_database  # noqa: E402
+from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
 from config import Config  # noqa: E402
 from demo import load_demo_readings  # noqa: E402
-from domain.dsmr import generate_api_key, hash_api_key  # noqa: E402
-from repository import db  # noqa: E402
-from repository import dsmr as dsmr_repo  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
-
-
-def dsmr_key(config: Config, *, rotate: bool) -> int:
-    """Generate the DSMR-reader API key, store only its hash, and print the key this once."""
-    if config.dsmr_api_key:
-        print("DSMR_API_KEY is set, so that key is used; unset it to use a generated one.", file=sys.stderr)
-        return 1
-    db.connect()
-    try:
-        if dsmr_repo.api_key_hash() and not rotate:
-            print(
-                "A DSMR API key exists; only its hash is stored, so it cannot be shown again. "
-                "Replace it with --rotate (make dsmr-key ROTATE=1); the old key then stops working.",
-                file=sys.stderr,
-            )
-            return 1
-        key = generate_api_key()
-        dsmr_repo.replace_api_key_hash(hash_api_key(key))
-    finally:
-        db.close()
-    print(key)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="create or migrate the database (DATABASE_URL)")
     commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent)")
     commands.add_parser("rebuild-rollups", help="recompute every meter's hourly energy")
-    key_command = commands.add_parser("dsmr-key", help="generate the DSMR API key, store its hash, print it once")
-    key_command.add_argument("--rotate", action="store_true", help="replace the stored key (the old one stops working)")
+    add_dsmr_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -57,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         loaded = load_demo_readings(int(time.time()), config.max_reading_gap_seconds)
         print("demo readings loaded" if loaded else "demo readings already present")
-    elif args.command == "dsmr-key":
-        return dsmr_key(config, rotate=args.rotate)
+    elif args.command in DSMR_COMMANDS:
+        return run_dsmr_command(config, args)
     elif args.command == "rebuild-rollups":
         print(f"rebuilt {readings_repo.rebuild_rollups(config.max_reading_gap_seconds)} meters")
     else:

@@ -1,9 +1,10 @@
-"""What the DSMR-reader v1 and v2 controllers share: access (switch and key), answers in DSMR-reader's
-shapes, and the JSON of readings, statistics and prices exactly as the seed prints them."""
+"""What the DSMR-reader v1 and v2 controllers share: access (switch and key, which names the installation),
+answers in DSMR-reader's shapes, and the JSON of readings, statistics and prices exactly as the seed prints them."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -16,11 +17,23 @@ from flask import Response, request
 
 from controllers.context import settings
 from controllers.responses import json_response
-from domain.dsmr import DsmrReading, FieldErrors, PageRequest, key_is_valid, page_link_params, presented_key
+from domain.dsmr import (
+    DEFAULT_INSTALLATION,
+    DsmrReading,
+    FieldErrors,
+    Installation,
+    PageRequest,
+    hash_api_key,
+    key_matches,
+    page_link_params,
+    presented_key,
+)
 from domain.errors import DomainError
 from domain.statistics import DayStatistic, EnergyPrices, HourStatistic, decimal_str, local_iso, utc_iso_z
+from repository import db
 from repository import dsmr as dsmr_repo
 
+log = logging.getLogger("joi.dsmr")
 API_DISABLED = "API is disabled"
 INVALID_KEY = "Invalid auth key"
 
@@ -34,15 +47,46 @@ def time_zone() -> tzinfo:
     return _zone(settings().dsmr_time_zone)
 
 
-def _access_problem() -> tuple[int, str] | None:
+def _authenticated() -> Installation | tuple[int, str]:
+    """The installation whose key the caller sent, or (status, text) of the refusal (0: the API is off).
+
+    DSMR_API_KEY is the key of the installation named "default"; while it is set, a key stored for that
+    installation is not accepted (the configured key wins)."""
     config = settings()
     if not config.dsmr_api_enabled:
         return 0, API_DISABLED
     key = presented_key(request.headers.get("X-AUTHKEY"), request.headers.get("Authorization"))
-    stored = None if config.dsmr_api_key else dsmr_repo.api_key_hash()
-    if not key_is_valid(key, configured_key=config.dsmr_api_key, stored_hash=stored):
-        return 403, INVALID_KEY
-    return None
+    if key:
+        if key_matches(key, config.dsmr_api_key):
+            return dsmr_repo.default_installation()
+        installation = dsmr_repo.installation_by_key_hash(hash_api_key(key))
+        if installation is not None and not (config.dsmr_api_key and installation.name == DEFAULT_INSTALLATION):
+            return installation
+    return 403, INVALID_KEY
+
+
+def warn_when_no_key_can_pass(config) -> None:
+    """Called at start: an enabled API that no key can reach answers 403 to everything, so say so."""
+    if not config.dsmr_api_enabled or config.dsmr_api_key:
+        return
+    db.connect()
+    try:
+        keyed = dsmr_repo.any_key_stored()
+    finally:
+        db.close()
+    if not keyed:
+        log.warning(
+            "DSMR_API_ENABLED is set but there is no DSMR API key: every DSMR request will be answered 403. "
+            "Make one with `make dsmr-key NAME=<installation>` (or set DSMR_API_KEY)."
+        )
+
+
+def accept_any_key(api_key: str, required_scopes=None) -> dict:
+    """Connexion's security layer calls this for the DSMR key schemes (declared so that Swagger UI's
+    Authorize button sends the key). It lets every request through to the operation, which checks the key
+    itself: DSMR-reader answers a missing or wrong key with its own 403 (plain text on v1, {"detail"} on v2)
+    and a disabled API with 405/403, where Connexion would answer 401 problem+json."""
+    return {}
 
 
 def plain_text(text: str, status: int, headers: dict | None = None) -> Response:
@@ -54,12 +98,12 @@ def v1_operation(handler: Callable) -> Callable:
 
     @functools.wraps(handler)
     def answer(*args, **kwargs):
-        problem = _access_problem()
-        if problem is not None:
-            status, text = problem
+        access = _authenticated()
+        if not isinstance(access, Installation):
+            status, text = access
             return plain_text(text, 405, {"Allow": "POST"}) if status == 0 else plain_text(text, status)
         try:
-            return handler(*args, **kwargs)
+            return handler(*args, installation=access, **kwargs)
         except DomainError as error:
             return plain_text(error.detail, error.status)
 
@@ -72,11 +116,11 @@ def v2_operation(handler: Callable) -> Callable:
 
     @functools.wraps(handler)
     def answer(*args, **kwargs):
-        problem = _access_problem()
-        if problem is not None:
-            return json_response({"detail": problem[1]}, 403)
+        access = _authenticated()
+        if not isinstance(access, Installation):
+            return json_response({"detail": access[1]}, 403)
         try:
-            return handler(*args, **kwargs)
+            return handler(*args, installation=access, **kwargs)
         except FieldErrors as error:
             return json_response(error.errors, 400)
         except DomainError as error:
@@ -124,7 +168,7 @@ def _two(value: Decimal) -> str:
     return decimal_str(value, 2)
 
 
-def reading_json(row_id: int, reading: DsmrReading, tz: tzinfo, *, local: bool) -> dict:
+def reading_json(row_id: int, reading: DsmrReading, tz: tzinfo, *, local: bool, meter: str) -> dict:
     """The seed's reading; `local` writes instants with the local offset (POST answer), else in UTC with Z."""
 
     def instant(moment: datetime | None) -> str | None:
@@ -149,7 +193,7 @@ def reading_json(row_id: int, reading: DsmrReading, tz: tzinfo, *, local: bool) 
         "phase_currently_returned_l1": _three(reading.phase_currently_returned_l1),
         "phase_currently_returned_l2": _three(reading.phase_currently_returned_l2),
         "phase_currently_returned_l3": _three(reading.phase_currently_returned_l3),
-        "meter": reading.meter,
+        "meter": meter,
     }
 
 
@@ -226,7 +270,7 @@ def prices_json(row_id: int, contract: EnergyPrices) -> dict:
     }
 
 
-def meter_statistics_json(statistics: dsmr_repo.MeterStatistics, tz: tzinfo) -> dict:
+def meter_statistics_json(statistics: dsmr_repo.MeterStatistics, tz: tzinfo, meter: str) -> dict:
     return {
         "id": statistics.id,
         "timestamp": local_iso(statistics.timestamp, tz) if statistics.timestamp else None,
@@ -235,7 +279,9 @@ def meter_statistics_json(statistics: dsmr_repo.MeterStatistics, tz: tzinfo) -> 
         **statistics.counters,
         "rejected_telegrams": statistics.rejected_telegrams,
         "latest_telegram": statistics.latest_telegram,
-        "meter": statistics.meter,
+        "meter": meter,
         "accepted_telegrams": statistics.accepted_telegrams,
         "duplicate_telegrams": statistics.duplicate_telegrams,
+        "resets": statistics.resets,
+        "latest_reset": local_iso(statistics.latest_reset, tz) if statistics.latest_reset else None,
     }

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from controllers.context import settings
 from controllers.dsmr_common import plain_text, time_zone, v1_operation
-from domain.dsmr import check_telegram_text, reading_from_telegram, resolve_meter, telegram_facts
+from domain.dsmr import (
+    Installation,
+    check_telegram_meter,
+    check_telegram_text,
+    reading_from_telegram,
+    telegram_facts,
+)
 from domain.errors import DomainError
 from domain.telegram import parse_telegram
 from repository import dsmr as dsmr_repo
 
 
 @v1_operation
-def create_reading(body: dict | None = None):
+def create_reading(installation: Installation, body: dict | None = None):
     config = settings()
     text = check_telegram_text((body or {}).get("telegram"))
     try:
@@ -22,9 +27,11 @@ def create_reading(body: dict | None = None):
         reading = reading_from_telegram(
             telegram, received_at=datetime.now(UTC), max_future_skew=config.max_future_skew_seconds
         )
-        reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters))
+        check_telegram_meter(installation, reading.meter)
+        facts = telegram_facts(telegram, reading, text)
+        dsmr_repo.store_reading(installation, reading, time_zone(), facts, telegram_meter=reading.meter)
     except DomainError:
-        dsmr_repo.count_rejected_telegram()
+        # Refused telegrams count in meter statistics; nothing else changed (the store rolled back).
+        dsmr_repo.count_rejected_telegram(installation)
         raise
-    dsmr_repo.store_reading(reading, time_zone(), telegram_facts(telegram, reading, text))
     return plain_text("", 201)

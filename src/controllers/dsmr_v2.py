@@ -1,10 +1,10 @@
 """DSMR-reader API v2 (RESTful): readings, today's consumption, hour and day statistics, supplier prices,
-meter statistics and the version. Every operation checks the key first (see dsmr_common.v2_operation)."""
+meter statistics and the version. Every operation checks the key first (see dsmr_common.v2_operation) and
+answers only the data of the key's installation."""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -23,37 +23,42 @@ from controllers.dsmr_common import (
 )
 from controllers.responses import json_response
 from domain.dsmr import (
+    Installation,
+    check_named_meter,
     day_window,
-    installation_today,
     instant_window,
     meter_filter,
     page_request,
     prices_from_fields,
     reading_from_fields,
-    resolve_meter,
 )
-from domain.errors import Conflict, NotFound
+from domain.errors import NotFound
 from domain.statistics import consumption_today
 from repository import dsmr as dsmr_repo
 
 
 @v2_operation
-def create_reading(body: dict | None = None):
+def create_reading(installation: Installation, body: dict | None = None):
     tz = time_zone()
     reading = reading_from_fields(
         body or {}, tz, now=datetime.now(UTC), max_future_skew=settings().max_future_skew_seconds
     )
-    reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters))
-    stored = dsmr_repo.store_reading(reading, tz)
-    if not stored.created and not stored.reading.value.same_values(reading):
-        raise Conflict(
-            f"meter {reading.meter} already has another reading at {reading.timestamp.isoformat()}; nothing was changed"
-        )
-    return json_response(reading_json(stored.reading.id, stored.reading.value, tz, local=True), 201)
+    check_named_meter(installation, reading.meter)
+    stored = dsmr_repo.store_reading(installation, reading, tz)
+    meter = installation.joi_meter_id
+    return json_response(reading_json(stored.reading.id, stored.reading.value, tz, local=True, meter=meter), 201)
+
+
+def _own_meter(installation: Installation, meter: object) -> str | None:
+    """The meter the installation's data is stored under, or None when the `meter` filter names another
+    (the answer is then empty: another installation's data is never shown)."""
+    named = meter_filter(meter)
+    return installation.meter if named is None or installation.is_called(named) else None
 
 
 @v2_operation
 def list_readings(
+    installation: Installation,
     timestamp__gte=None,
     timestamp__lte=None,
     ordering=None,
@@ -64,30 +69,24 @@ def list_readings(
     meter=None,
 ):
     tz = time_zone()
-    meter = meter_filter(meter)
+    own = _own_meter(installation, meter)
     window = instant_window(timestamp__gte, timestamp__lte, tz, ("timestamp__gte", "timestamp__lte"))
-    whole_installation = meter is None
     page = page_request(
-        ordering=ordering,
-        field="timestamp",
-        offset=offset,
-        limit=limit,
-        after=after,
-        before=before,
-        key_length=2 if whole_installation else 1,
+        ordering=ordering, field="timestamp", offset=offset, limit=limit, after=after, before=before, key_length=1
     )
-    count, items = dsmr_repo.readings_page(meter, window, page)
+    count, items = (0, []) if own is None else dsmr_repo.readings_page(own, window, page)
     return page_json(
         count,
         items,
         page,
-        lambda item: dsmr_repo.reading_key(item, whole_installation),
-        lambda item: reading_json(item.id, item.value, tz, local=False),
+        dsmr_repo.reading_key,
+        lambda item: reading_json(item.id, item.value, tz, local=False, meter=installation.joi_meter_id),
     )
 
 
 @v2_operation
 def hour_statistics(
+    installation: Installation,
     hour_start__gte=None,
     hour_start__lte=None,
     ordering=None,
@@ -97,60 +96,70 @@ def hour_statistics(
     before=None,
     meter=None,
 ):
-    meter = meter_filter(meter)
+    own = _own_meter(installation, meter)
     window = instant_window(hour_start__gte, hour_start__lte, time_zone(), ("hour_start__gte", "hour_start__lte"))
     page = page_request(ordering=ordering, field="hour_start", offset=offset, limit=limit, after=after, before=before)
-    count, items = dsmr_repo.hour_statistics_page(meter, window, page)
-    return page_json(count, items, page, dsmr_repo.hour_key, lambda item: hour_json(item.id, item.value, meter))
+    count, items = (0, []) if own is None else dsmr_repo.hour_statistics_page(own, window, page)
+    name = installation.joi_meter_id
+    return page_json(count, items, page, dsmr_repo.hour_key, lambda item: hour_json(item.id, item.value, name))
 
 
 @v2_operation
 def day_statistics(
-    day__gte=None, day__lte=None, ordering=None, offset=None, limit=None, after=None, before=None, meter=None
+    installation: Installation,
+    day__gte=None,
+    day__lte=None,
+    ordering=None,
+    offset=None,
+    limit=None,
+    after=None,
+    before=None,
+    meter=None,
 ):
-    meter = meter_filter(meter)
+    own = _own_meter(installation, meter)
     first, last = day_window(day__gte, day__lte)
     page = page_request(ordering=ordering, field="day", offset=offset, limit=limit, after=after, before=before)
-    count, items = dsmr_repo.day_statistics_page(meter, first, last, page)
-    return page_json(count, items, page, dsmr_repo.day_key, lambda item: day_json(item.id, item.value, meter))
+    count, items = (0, []) if own is None else dsmr_repo.day_statistics_page(own, first, last, page)
+    name = installation.joi_meter_id
+    return page_json(count, items, page, dsmr_repo.day_key, lambda item: day_json(item.id, item.value, name))
 
 
 @v2_operation
-def today(meter=None):
+def today(installation: Installation, meter=None):
     tz = time_zone()
-    meter = meter_filter(meter)
+    own = _own_meter(installation, meter)
     day = datetime.now(tz).date()
-    meters = [meter] if meter is not None else dsmr_repo.known_meters()
-    contracts = dsmr_repo.energy_prices()
-    statistic = installation_today(
-        (consumption_today(dsmr_repo.positions_for_day(name, day, tz), tz, contracts, day) for name in meters), day
-    )
+    statistic = None
+    if own is not None:
+        positions = dsmr_repo.positions_for_day(own, day, tz)
+        statistic = consumption_today(positions, tz, dsmr_repo.energy_prices(own), day)
     if statistic is None:
         raise NotFound(f"No electricity readings found for: {day.isoformat()}")
-    return json_response(today_json(statistic, meter))
+    return json_response(today_json(statistic, installation.joi_meter_id))
 
 
 @v2_operation
-def list_energy_prices(ordering=None, offset=None, limit=None, after=None, before=None):
+def list_energy_prices(installation: Installation, ordering=None, offset=None, limit=None, after=None, before=None):
     page = page_request(
         ordering=ordering, field="start", offset=offset, limit=limit, after=after, before=before, key_length=2
     )
-    count, items = dsmr_repo.energy_prices_page(page)
+    count, items = dsmr_repo.energy_prices_page(installation.meter, page)
     return page_json(count, items, page, dsmr_repo.price_key, lambda item: prices_json(item.id, item.value))
 
 
 @v2_operation
-def create_energy_prices(body: dict | None = None):
-    stored = dsmr_repo.add_energy_prices(prices_from_fields(body or {}), time_zone())
+def create_energy_prices(installation: Installation, body: dict | None = None):
+    stored = dsmr_repo.add_energy_prices(installation, prices_from_fields(body or {}), time_zone())
     return json_response(prices_json(stored.id, stored.value), 201)
 
 
 @v2_operation
-def meter_statistics(meter=None):
-    statistics = dsmr_repo.meter_statistics(meter_filter(meter))
-    if statistics is None:
-        raise NotFound(f"No meter {meter!r} is known.")
-    return json_response(meter_statistics_json(statistics, time_zone()))
+def meter_statistics(installation: Installation, meter=None):
+    own = _own_meter(installation, meter)
+    if own is None:
+        raise NotFound(f"No meter {meter!r} is known to this key's installation ({installation.name}).")
+    statistics = dsmr_repo.meter_statistics(own)
+    return json_response(meter_statistics_json(statistics, time_zone(), installation.joi_meter_id))
 
 
 @lru_cache(maxsize=1)
@@ -160,5 +169,5 @@ def _application_version() -> str:
 
 
 @v2_operation
-def version():
+def version(installation: Installation):
     return json_response({"version": _application_version()})

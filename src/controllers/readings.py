@@ -9,6 +9,7 @@ from controllers.context import now, settings
 from controllers.responses import json_response
 from domain.errors import InvalidInput, NotFound
 from domain.usage import SampleColumns, check_readings
+from repository import dsmr as dsmr_repo
 from repository import readings as readings_repo
 
 
@@ -35,9 +36,21 @@ def store_readings(body: dict, config: Config) -> dict:
 def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):
     check_window(from_, to)
     samples = readings_repo.samples_between(smart_meter_id, from_, to)
-    if not samples and readings_repo.period(smart_meter_id) is None:
-        raise NotFound(f"meter {smart_meter_id!r} has no readings")
+    if not samples:
+        _refuse_unknown_or_p1_meter(smart_meter_id)
     return json_response(_readings_json(samples))
+
+
+def _refuse_unknown_or_p1_meter(meter_id: str) -> None:
+    """A P1 meter has no kW samples: its readings are DSMR-reader readings (registers), so say where they are
+    rather than answering an empty list for a meter compare-all prices."""
+    if dsmr_repo.installation_of_meter(meter_id) is not None:
+        raise NotFound(
+            f"meter {meter_id!r} is a P1 (DSMR) meter: its readings are at /api/v2/datalogger/dsmrreading with "
+            "its installation's key; compare-all and recommend price its registers"
+        )
+    if readings_repo.period(meter_id) is None:
+        raise NotFound(f"meter {meter_id!r} has no readings")
 
 
 def check_window(from_: int | None, to: int | None) -> None:

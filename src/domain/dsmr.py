@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -33,8 +33,6 @@ from domain.telegram import Telegram
 ZERO = Decimal(0)
 SECOND = timedelta(seconds=1)
 EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
-# A reading that names no meter goes to the installation's only meter, or to this one when there is none.
-DEFAULT_METER = "default"
 METER_ID_MAX_LENGTH = 128
 _METER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
 _NOT_IN_METER_ID = re.compile(r"[^A-Za-z0-9._:-]", re.ASCII)
@@ -99,14 +97,68 @@ def presented_key(x_authkey: str | None, authorization: str | None) -> str | Non
     return None
 
 
-def key_is_valid(presented: str | None, *, configured_key: str | None, stored_hash: str | None) -> bool:
-    """Compares digests of equal length in constant time; a configured key wins over a stored one."""
-    if not presented:
+def key_matches(presented: str | None, configured_key: str | None) -> bool:
+    """Whether the caller sent the configured key (DSMR_API_KEY); digests of equal length, constant time."""
+    if not presented or not configured_key:
         return False
-    expected = hash_api_key(configured_key) if configured_key else stored_hash
-    if not expected:
-        return False
-    return hmac.compare_digest(hash_api_key(presented).encode(), expected.encode())
+    return hmac.compare_digest(hash_api_key(presented).encode(), hash_api_key(configured_key).encode())
+
+
+# --- installations -------------------------------------------------------------------------------------------
+
+# The installation DSMR_API_KEY belongs to, and that a database made before installations was moved into.
+DEFAULT_INSTALLATION = "default"
+
+
+@dataclass(frozen=True)
+class Installation:
+    """One electricity meter with its gas meter, reached with one API key: what is posted with the key is
+    stored under `meter`, what is read with it is that meter's data only."""
+
+    name: str
+    meter: str
+    equipment_id: str | None = None  # the electricity meter's id (0-0:96.1.1), learnt from its first telegram
+
+    @property
+    def joi_meter_id(self) -> str:
+        """The id the JOI price plans know the meter by (compare-all, recommend)."""
+        return self.equipment_id or self.meter
+
+    def is_called(self, meter: str) -> bool:
+        return meter in (self.name, self.meter, self.equipment_id)
+
+
+def check_installation_name(value: str) -> str:
+    if not _METER_ID.fullmatch(value or ""):
+        raise InvalidInput(
+            f"an installation name is 1 to {METER_ID_MAX_LENGTH} letters, digits or '.', '_', ':', '-'; got {value!r}",
+            field="installation",
+        )
+    return value
+
+
+def check_telegram_meter(installation: Installation, telegram_meter: str | None) -> None:
+    """A telegram whose equipment id is not the installation's meter is refused: a logger set up with the
+    wrong key (or two meters behind one key) must not mix two meters' registers."""
+    if telegram_meter and installation.equipment_id and telegram_meter != installation.equipment_id:
+        raise InvalidInput(
+            f"the telegram is from meter {telegram_meter}, but this key's installation ({installation.name}) "
+            f"is meter {installation.equipment_id}; send it with that meter's own key. Nothing was stored.",
+            field="telegram",
+        )
+
+
+def check_named_meter(installation: Installation, meter: str | None) -> None:
+    """v2's optional `meter` field must name the key's own installation or meter."""
+    if meter and not installation.is_called(meter):
+        raise FieldErrors(
+            {
+                "meter": [
+                    f"This key belongs to installation {installation.name} "
+                    f"(meter {installation.joi_meter_id}); leave the field out or name that one."
+                ]
+            }
+        )
 
 
 # --- readings ------------------------------------------------------------------------------------------------
@@ -288,22 +340,6 @@ def meter_from_equipment_id(equipment_id: str | None) -> str | None:
     if not equipment_id or not equipment_id.strip():
         return None
     return _NOT_IN_METER_ID.sub("_", equipment_id.strip())[:METER_ID_MAX_LENGTH]
-
-
-def resolve_meter(given: str | None, known_meters: Callable[[], Sequence[str]]) -> str:
-    """The meter a reading belongs to: the one it names; else the installation's only meter; else DEFAULT_METER.
-
-    With several meters and none named the reading is ambiguous and refused. `known_meters` is asked only
-    when the reading names no meter.
-    """
-    if given:
-        return given
-    meters = known_meters()
-    if len(meters) == 1:
-        return meters[0]
-    if not meters:
-        return DEFAULT_METER
-    raise FieldErrors({"meter": [f"Several meters are known ({', '.join(sorted(meters))}); name one."]})
 
 
 def check_telegram_text(value: object) -> str:
@@ -504,7 +540,7 @@ def day_window(gte: object, lte: object) -> tuple[date | None, date | None]:
 
 
 def meter_filter(value: object) -> str | None:
-    """The optional `meter` filter of every GET (None = the whole installation)."""
+    """The optional `meter` filter of every GET (None = the key's installation, its only meter)."""
     if value in (None, ""):
         return None
     return check_meter_id(value)
@@ -609,40 +645,6 @@ def repriced(statistic: DayStatistic, tz: tzinfo, contracts: Iterable[EnergyPric
     """The same day's use priced with `contracts` (after a contract was added)."""
     used = {name: getattr(statistic, name) for name in _USE_FIELDS}
     return day_totals(statistic.day, used, statistic.gas, tz, contracts)
-
-
-def _sum_optional(values: Iterable[Decimal | None]) -> Decimal | None:
-    present = [value for value in values if value is not None]
-    return sum(present, ZERO) if present else None
-
-
-def installation_hour(hour_start: datetime, meters: Sequence[HourStatistic]) -> HourStatistic:
-    """Several meters' use in one hour, added up: what the installation used."""
-    return HourStatistic(
-        hour_start=hour_start,
-        **{name: sum((getattr(hour, name) for hour in meters), ZERO) for name in _USE_FIELDS},
-        gas=_sum_optional(hour.gas for hour in meters),
-    )
-
-
-_COST_FIELDS = ("electricity1_cost", "electricity2_cost", "gas_cost", "fixed_cost", "total_cost")
-
-
-def installation_day(day: date, meters: Sequence[DayStatistic]) -> DayStatistic:
-    """Several meters' days added up, costs included: each meter is a connection with its own fixed cost."""
-    return DayStatistic(
-        day=day,
-        **{name: sum((getattr(stat, name) for stat in meters), ZERO) for name in (*_USE_FIELDS, *_COST_FIELDS)},
-        gas=_sum_optional(stat.gas for stat in meters),
-    )
-
-
-def installation_today(days: Iterable[DayStatistic | None], today: date) -> DayStatistic | None:
-    """Today so far for the meters asked about: one meter's day as is, several added up; None without data."""
-    present = [day for day in days if day is not None]
-    if len(present) <= 1:
-        return present[0] if present else None
-    return installation_day(today, present)
 
 
 # --- energy supplier prices ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """DSMR-reader style statistics from cumulative meter registers (DESIGN.md §3, seed dsmr-reader-api.rst).
 
 A meter position holds cumulative registers: kWh delivered and returned per tariff (1 = low, 2 = normal) and
-m³ of gas. What was used in a period is the rise of a register over it: last position minus first.
+m³ of gas. What was used in a period is what the registers rose by from reading to reading in it; an interval
+in which a register decreased is a reset (a meter swap, a test reading) and books nothing.
 Hour statistics are per local hour and day statistics per local calendar day, so a day has 23 or 25 hours
 when the clocks change. Costs follow DSMR-reader: used × delivered price − returned × returned price per
 tariff, rounded half-up to cents; the total adds gas and the contract's fixed daily cost.
@@ -15,6 +16,7 @@ Energy and money are Decimal throughout; instants are aware datetimes stored in 
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -153,34 +155,6 @@ class Consumption:
     gas: Decimal | None  # None when there is no gas data
 
 
-def consumption_between(first: MeterPosition, last: MeterPosition) -> Consumption:
-    """What the meter counted from `first` to `last` (DSMR-reader: last position − first position).
-
-    A register that went down was reset or the meter was replaced; that register counts 0 for the period
-    rather than a negative use that would pay the customer back. What was used before the reset within the
-    period is lost; the next period starts from the new register and is right again.
-    """
-    if last.timestamp < first.timestamp:
-        raise InvalidInput(
-            f"the last position ({last.timestamp.isoformat()}) is before the first ({first.timestamp.isoformat()})",
-            field="timestamp",
-        )
-    gas = None
-    if first.gas_delivered is not None and last.gas_delivered is not None:
-        gas = _rise(first.gas_delivered, last.gas_delivered)
-    return Consumption(
-        electricity1=_rise(first.electricity_delivered_1, last.electricity_delivered_1),
-        electricity2=_rise(first.electricity_delivered_2, last.electricity_delivered_2),
-        electricity1_returned=_rise(first.electricity_returned_1, last.electricity_returned_1),
-        electricity2_returned=_rise(first.electricity_returned_2, last.electricity_returned_2),
-        gas=gas,
-    )
-
-
-def _rise(before: Decimal, after: Decimal) -> Decimal:
-    return max(after - before, ZERO)
-
-
 # --- local time ----------------------------------------------------------------------------------------------
 
 
@@ -237,14 +211,46 @@ class _Timeline(Generic[_Value]):
         self._times = times
         self._values = values
 
-    def span(self, start: datetime, end: datetime) -> tuple[_Value, _Value] | None:
-        """The values known at `start` and at `end`; None when nothing is known at `start` or nothing new
-        arrived in (start, end]."""
+    def span(self, start: datetime, end: datetime) -> list[_Value] | None:
+        """The value known at `start` and every value that arrived in (start, end], in order; None when
+        nothing arrived in (start, end]. When nothing is known at `start` (the meter's first hour) the first
+        value that arrived is where the span starts, so the first hour counts from the first reading on; a
+        lone first value is None too (nothing can be measured from one reading)."""
         known_at_start = bisect_right(self._times, start)
         known_at_end = bisect_right(self._times, end)
-        if known_at_start == 0 or known_at_end == known_at_start:
+        if known_at_end == known_at_start:
             return None
-        return self._values[known_at_start - 1], self._values[known_at_end - 1]
+        values = self._values[max(known_at_start - 1, 0) : known_at_end]
+        return values if len(values) >= 2 else None
+
+
+def is_reset(before: MeterPosition, after: MeterPosition) -> bool:
+    """A register that decreases from one reading to the next was reset (a meter swap, a test reading)."""
+    return any(getattr(after, name) < getattr(before, name) for name in _ELECTRICITY_REGISTERS)
+
+
+def booked_between(positions: Sequence[MeterPosition]) -> Consumption:
+    """What consecutive readings add up to: every rise between two readings, except across a reset, where
+    nothing is booked (a negative use would pay back; the new meter's position is not a use either). Later
+    intervals count from the new position. The readings need not be every reading in between: where none was
+    reset the registers only rise, so two readings far apart book what every reading between them would."""
+    totals = dict.fromkeys(_ELECTRICITY_REGISTERS, ZERO)
+    for before, after in itertools.pairwise(positions):
+        if is_reset(before, after):
+            continue
+        for name in _ELECTRICITY_REGISTERS:
+            totals[name] += getattr(after, name) - getattr(before, name)
+    return Consumption(
+        electricity1=totals["electricity_delivered_1"],
+        electricity2=totals["electricity_delivered_2"],
+        electricity1_returned=totals["electricity_returned_1"],
+        electricity2_returned=totals["electricity_returned_2"],
+        gas=None,
+    )
+
+
+def _gas_booked(readings: Sequence[Decimal]) -> Decimal:
+    return sum((after - before for before, after in itertools.pairwise(readings) if after >= before), ZERO)
 
 
 def _position_timeline(ordered: Sequence[MeterPosition]) -> _Timeline[MeterPosition]:
@@ -274,8 +280,10 @@ def hour_statistics(
     hours of a day add up to the meter's own rise over that day. A reading exactly on the hour closes the
     hour that ends there.
 
-    An hour gets a statistic only when a position lies at or before its start and another inside it; after
-    a gap, the first hour with a reading carries what was used during the gap.
+    An hour gets a statistic when a reading lies inside it and another at or before its start, or, in the
+    meter's first hour, when two readings lie inside it (it counts from the first one). After a gap, the
+    first hour with a reading carries what was used during the gap. Across a reset (a register that went
+    down: a meter swap, a test reading) nothing is booked; later intervals count from the new position.
 
     Gas is measured the same way on the gas meter's own capture times, from the distinct
     (gas_timestamp, gas_delivered) pairs: the gas of an hour is the reading captured at or before its end
@@ -313,7 +321,7 @@ def _hour_statistic(
     positions = electricity.span(start, end)
     if positions is None:
         return None
-    used = consumption_between(*positions)
+    used = booked_between(positions)
     gas_readings = gas.span(start, end)
     return HourStatistic(
         hour_start=start,
@@ -321,7 +329,7 @@ def _hour_statistic(
         electricity2=_thousandths(used.electricity2),
         electricity1_returned=_thousandths(used.electricity1_returned),
         electricity2_returned=_thousandths(used.electricity2_returned),
-        gas=None if gas_readings is None else _thousandths(_rise(*gas_readings)),
+        gas=None if gas_readings is None else _thousandths(_gas_booked(gas_readings)),
     )
 
 

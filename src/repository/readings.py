@@ -387,6 +387,85 @@ def replace_hourly_energy(meter_id: str, kwh_by_hour: Mapping[int, float], *, cl
     )
 
 
+def rename_hourly_energy(old_meter_id: str, new_meter_id: str) -> None:
+    """A P1 meter's hourly kWh move to the id it is known by (its equipment id, learnt from a telegram)."""
+    if old_meter_id == new_meter_id:
+        return
+    EnergyHour.delete().where(EnergyHour.meter_id == new_meter_id).execute()
+    EnergyHour.update(meter_id=new_meter_id).where(EnergyHour.meter_id == old_meter_id).execute()
+
+
+def delete_hourly_energy(meter_id: str, first_hour: int | None = None, last_hour: int | None = None) -> None:
+    """Drop a register meter's hourly kWh (hours first_hour … last_hour; all without bounds), in the caller's
+    transaction. The DSMR repository calls this when test data is removed."""
+    where = EnergyHour.meter_id == meter_id
+    if first_hour is not None:
+        where &= EnergyHour.hour_start >= first_hour
+    if last_hour is not None:
+        where &= EnergyHour.hour_start <= last_hour
+    EnergyHour.delete().where(where).execute()
+
+
+def has_samples(meter_id: str) -> bool:
+    """Whether the meter has kW samples (a JOI meter), as opposed to hourly kWh from registers only."""
+    key = _meter_key(meter_id)
+    return key is not None and MeterSample.select().where(MeterSample.meter_key == key).limit(1).exists()
+
+
+def delete_samples(meter_id: str, start: int | None, end: int | None, max_gap: int) -> int:
+    """Delete the meter's samples with start <= time <= end (an open side reaches its first or last sample)
+    and recompute the hourly rollups of every interval that touched them: from the hour of the sample before
+    the first deleted one to the hour of the sample after the last. Returns how many were deleted.
+
+    The meter keeps its integer key (processes remember keys, which never change), so a later store of the
+    same id goes on under it; a meter with no samples left answers as an unknown one."""
+
+    def delete() -> int:
+        _lock_meter(meter_id)
+        key = _meter_key(meter_id)
+        if key is None:
+            return 0
+        p = _param()
+        where, params = f"meter_key = {p}", [key]
+        if start is not None:
+            where += f' AND "time" >= {p}'
+            params.append(start)
+        if end is not None:
+            where += f' AND "time" <= {p}'
+            params.append(end)
+        low, high = database.execute_sql(
+            f'SELECT MIN("time"), MAX("time") FROM meter_samples WHERE {where}', params
+        ).fetchone()
+        if low is None:
+            return 0
+        deleted = database.execute_sql(f"DELETE FROM meter_samples WHERE {where}", params).rowcount
+        remaining = _key_samples_reaching(key, low, high)
+        before = [time for time, _ in remaining if time < low]
+        after = [time for time, _ in remaining if time > high]
+        # Intervals ending or starting at a deleted sample reached at most max_gap beyond it.
+        first_hour = hour_of(before[-1] if before and low - before[-1] <= max_gap else low)
+        last_hour = hour_of(after[0] - 1 if after and after[0] - high <= max_gap else high)
+        _refresh_hours(meter_id, first_hour, last_hour, max_gap)
+        return deleted
+
+    return grouped_write(delete)
+
+
+def delete_meter(meter_id: str) -> int:
+    """Delete every sample and rollup of a JOI meter (see delete_samples). Returns the samples deleted."""
+
+    def delete() -> int:
+        _lock_meter(meter_id)
+        key = _meter_key(meter_id)
+        deleted = 0
+        if key is not None:
+            deleted = database.execute_sql(f"DELETE FROM meter_samples WHERE meter_key = {_param()}", (key,)).rowcount
+        EnergyHour.delete().where(EnergyHour.meter_id == meter_id).execute()
+        return deleted
+
+    return grouped_write(delete)
+
+
 def weekday_energy(
     meter_id: str, zone_names: Iterable[str], start: int, end: int, max_gap: int
 ) -> dict[str, dict[int, float]]:

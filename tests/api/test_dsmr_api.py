@@ -1,6 +1,8 @@
 """The DSMR-reader API as the seed documents it, through HTTP, on SQLite and PostgreSQL."""
 
+import io
 import random
+from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
@@ -9,8 +11,9 @@ import pytest
 
 import cli
 from app import create_app
-from config import Config
+from config import PROJECT_ROOT, Config
 from controllers import dsmr_v2
+from domain.telegram import parse_telegram
 from repository import db
 from tests.support.telegrams import SEED_TELEGRAM, make_telegram
 
@@ -335,7 +338,7 @@ def test_the_dst_day_statistics_match_figures_worked_out_by_hand_whatever_the_ar
         "lowest_temperature": None,
         "highest_temperature": None,
         "average_temperature": None,
-        "meter": None,
+        "meter": "default",
     }
     hours = client.get("/api/v2/statistics/hour?limit=100", headers=AUTH).json()
     assert hours["count"] == 25  # the day has 25 local hours; 02:00-03:00 happens twice
@@ -377,7 +380,7 @@ def test_todays_consumption_is_answered_in_numbers_from_local_midnight(client, c
         "gas_cost": 3.84,
         "fixed_cost": 0.5,
         "total_cost": 6.82,
-        "meter": None,
+        "meter": "default",
     }
     assert b'"electricity1":3.2,' in response.content  # the Decimal's digits, never a float's
 
@@ -423,32 +426,185 @@ def test_meter_statistics_before_any_telegram_are_empty_and_an_unknown_meter_is_
     assert unknown.status_code == 404
 
 
-# --- several meters ------------------------------------------------------------------------------------------
+# --- installations ------------------------------------------------------------------------------------------
 
 
-def test_several_meters_are_kept_apart_and_added_up_without_a_meter_filter(client, clock):
+def make_key(name: str, *extra: str) -> str:
+    """`python src/cli.py dsmr-key --installation NAME`: the key it prints, on stdout alone."""
+    output = io.StringIO()
+    with redirect_stdout(output):
+        assert cli.main(["dsmr-key", "--installation", name, *extra]) == 0
+    return output.getvalue().strip()
+
+
+@pytest.fixture
+def cli_database(database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("DSMR_API_KEY", raising=False)
+
+
+def hourly_telegrams(meter: str, start: datetime, hours: int, step: Decimal) -> list[str]:
+    return [
+        telegram(
+            start + timedelta(hours=hour),
+            meter,
+            electricity_delivered_1=Decimal("100.000") + hour * step,
+            electricity_delivered_2=Decimal("200.000"),
+            electricity_returned_1=Decimal("0.000"),
+            electricity_returned_2=Decimal("0.000"),
+        )
+        for hour in range(hours)
+    ]
+
+
+def test_two_installations_each_see_only_their_own_data(app_with, cli_database, clock):
+    home, cabin = make_key("home"), make_key("cabin")
+    client = app_with(dsmr_api_key=None)
     start = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-    for hour in range(4):
-        for meter, step in (("E0000000000000001", Decimal("1.000")), ("E0000000000000002", Decimal("0.250"))):
-            text = telegram(
-                start + timedelta(hours=hour),
-                meter,
-                electricity_delivered_1=Decimal("100.000") + hour * step,
-                electricity_delivered_2=Decimal("200.000"),
-                electricity_returned_1=Decimal("0.000"),
-                electricity_returned_2=Decimal("0.000"),
-            )
-            assert client.post(V1, headers=AUTH, data={"telegram": text}).status_code == 201
-    assert client.get(READINGS, headers=AUTH).json()["count"] == 8
-    assert client.get(f"{READINGS}?meter=E0000000000000002", headers=AUTH).json()["count"] == 4
-    first = client.get("/api/v2/statistics/hour?meter=E0000000000000001", headers=AUTH).json()["results"]
-    total = client.get("/api/v2/statistics/hour", headers=AUTH).json()["results"]
-    assert [hour["electricity1"] for hour in first] == ["1.000"] * 3
-    assert [(hour["electricity1"], hour["meter"]) for hour in total] == [("1.250", None)] * 3
-    ambiguous = post_reading(client, start)
-    assert ambiguous.status_code == 400 and "Several meters" in ambiguous.json()["meter"][0]
-    bad_filter = client.get(f"{READINGS}?meter=not a meter", headers=AUTH)
+    for key, meter, step in (
+        (home, "E0000000000000001", Decimal("1.000")),
+        (cabin, "E0000000000000002", Decimal("0.250")),
+    ):
+        for text in hourly_telegrams(meter, start, 4, step):
+            assert client.post(V1, headers={"X-AUTHKEY": key}, data={"telegram": text}).status_code == 201
+    # The seed's own v2 example, which names no meter, goes to the key's installation.
+    assert client.post(READINGS, headers={"X-AUTHKEY": cabin}, data=SEED_READING).status_code == 201
+    readings = client.get(READINGS, headers={"X-AUTHKEY": home}).json()
+    assert readings["count"] == 4 and {item["meter"] for item in readings["results"]} == {"E0000000000000001"}
+    assert client.get(READINGS, headers={"X-AUTHKEY": cabin}).json()["count"] == 5
+    hours = client.get("/api/v2/statistics/hour", headers={"X-AUTHKEY": home}).json()["results"]
+    assert [(hour["electricity1"], hour["meter"]) for hour in hours] == [("1.000", "E0000000000000001")] * 3
+    # Another installation's meter cannot be asked for: its data is not this key's.
+    other = client.get(f"{READINGS}?meter=E0000000000000002", headers={"X-AUTHKEY": home}).json()
+    assert other["count"] == 0 and other["results"] == []
+    own = client.get(f"{READINGS}?meter=E0000000000000001", headers={"X-AUTHKEY": home}).json()
+    assert own["count"] == 4
+    meter_statistics = client.get(
+        "/api/v2/datalogger/meter-statistics?meter=E0000000000000002", headers={"X-AUTHKEY": home}
+    )
+    assert meter_statistics.status_code == 404
+    assert (
+        client.get("/api/v2/datalogger/meter-statistics", headers={"X-AUTHKEY": cabin}).json()["meter"]
+        == "E0000000000000002"
+    )
+    contract = {**PRICES, "start": "2024-01-01"}
+    assert (
+        client.post(
+            "/api/v2/consumption/energy-supplier-prices", headers={"X-AUTHKEY": home}, json=contract
+        ).status_code
+        == 201
+    )
+    assert client.get("/api/v2/consumption/energy-supplier-prices", headers={"X-AUTHKEY": cabin}).json()["count"] == 0
+    bad_filter = client.get(f"{READINGS}?meter=not a meter", headers={"X-AUTHKEY": home})
     assert bad_filter.status_code == 400 and "meter" in bad_filter.json()
+
+
+def test_a_telegram_from_another_meter_than_the_installations_is_refused_and_nothing_is_stored(client):
+    first, *_ = hourly_telegrams("E0000000000000001", datetime(2024, 5, 1, 10, 0, tzinfo=UTC), 1, Decimal(1))
+    intruder, *_ = hourly_telegrams("E0000000000000002", datetime(2024, 5, 1, 11, 0, tzinfo=UTC), 1, Decimal(1))
+    assert client.post(V1, headers=AUTH, data={"telegram": first}).status_code == 201
+    refused = client.post(V1, headers=AUTH, data={"telegram": intruder})
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("text/plain")
+    assert "from meter E0000000000000002" in refused.text and "is meter E0000000000000001" in refused.text
+    assert client.get(READINGS, headers=AUTH).json()["count"] == 1
+    named = post_reading(client, datetime(2024, 5, 1, 12, 0, tzinfo=UTC), meter="E0000000000000002")
+    assert named.status_code == 400 and "installation default" in named.json()["meter"][0]
+    statistics = client.get("/api/v2/datalogger/meter-statistics", headers=AUTH).json()
+    assert statistics["rejected_telegrams"] == 1
+
+
+def test_a_meter_of_another_installation_is_refused_even_on_a_new_installations_first_telegram(app_with, cli_database):
+    home, cabin = make_key("home"), make_key("cabin")
+    client = app_with(dsmr_api_key=None)
+    text, *_ = hourly_telegrams("E0000000000000001", datetime(2024, 5, 1, 10, 0, tzinfo=UTC), 1, Decimal(1))
+    assert client.post(V1, headers={"X-AUTHKEY": home}, data={"telegram": text}).status_code == 201
+    refused = client.post(V1, headers={"X-AUTHKEY": cabin}, data={"telegram": text})
+    assert refused.status_code == 400 and "belongs to another installation" in refused.text
+
+
+def test_keys_are_made_per_installation_and_the_repeatable_sequence_rotates(app_with, cli_database, capsys):
+    key = make_key("home")
+    assert cli.main(["dsmr-key", "--installation", "home"]) == 1  # shown once: only its hash is stored
+    assert "--rotate" in capsys.readouterr().err
+    client = app_with(dsmr_api_key=None)
+    version = "/api/v2/application/version"
+    assert client.get(version, headers={"X-AUTHKEY": key}).status_code == 200
+    assert client.get(version, headers={"Authorization": f"Token {key}"}).status_code == 200
+    rotated = make_key("home", "--rotate")  # what `KEY=$(make -s dsmr-key NAME=home ROTATE=1)` runs, any time
+    again = make_key("home", "--rotate")
+    assert client.get(version, headers={"X-AUTHKEY": key}).status_code == 403
+    assert client.get(version, headers={"X-AUTHKEY": rotated}).status_code == 403
+    assert client.get(version, headers={"X-AUTHKEY": again}).status_code == 200
+    assert cli.main(["dsmr-key", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "home" in listing and key not in listing and again not in listing
+    assert cli.main(["dsmr-key", "--revoke", "home"]) == 0
+    assert client.get(version, headers={"X-AUTHKEY": again}).status_code == 403
+    assert cli.main(["dsmr-key", "--installation", "bad name"]) == 1
+
+
+def test_dsmr_api_key_is_the_default_installations_key(app_with, database_url, monkeypatch):
+    client = app_with()
+    assert post_reading(client, datetime(2024, 5, 1, 10, 0, tzinfo=UTC)).status_code == 201
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DSMR_API_KEY", KEY)
+    assert cli.main(["dsmr-key"]) == 1  # the default installation's key is DSMR_API_KEY then
+    monkeypatch.delenv("DSMR_API_KEY")
+    generated = make_key("default")
+    assert client.get(READINGS, headers={"X-AUTHKEY": generated}).status_code == 403  # the configured key wins
+    unconfigured = app_with(dsmr_api_key=None)
+    assert unconfigured.get(READINGS, headers={"X-AUTHKEY": generated}).json()["count"] == 1
+
+
+def test_an_enabled_api_that_no_key_can_reach_warns_at_start(app_with, caplog):
+    with caplog.at_level("WARNING", logger="joi.dsmr"):
+        app_with(dsmr_api_key=None)
+    assert "no DSMR API key" in caplog.text and "make dsmr-key" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="joi.dsmr"):
+        app_with()
+    assert caplog.text == ""
+
+
+def test_a_v1_telegram_with_other_values_for_a_stored_instant_is_a_409_and_changes_nothing(client):
+    moment = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    first = telegram(moment, seed=1)
+    other = telegram(moment, seed=2)
+    assert client.post(V1, headers=AUTH, data={"telegram": first}).status_code == 201
+    assert client.post(V1, headers=AUTH, data={"telegram": first}).status_code == 201  # the same again
+    conflict = client.post(V1, headers=AUTH, data={"telegram": other})
+    assert conflict.status_code == 409 and conflict.headers["content-type"].startswith("text/plain")
+    assert "already has another reading at 2024-05-01T10:00:00+00:00" in conflict.text
+    stored = client.get(READINGS, headers=AUTH).json()
+    assert stored["count"] == 1
+    statistics = client.get("/api/v2/datalogger/meter-statistics", headers=AUTH).json()
+    assert (statistics["accepted_telegrams"], statistics["duplicate_telegrams"]) == (1, 1)
+
+
+def test_an_overlapping_supplier_contract_is_a_409_naming_the_contract_it_overlaps(client):
+    prices = "/api/v2/consumption/energy-supplier-prices"
+    first = client.post(prices, headers=AUTH, json={**PRICES, "start": "2024-01-01", "end": "2024-12-31"}).json()
+    overlap = client.post(
+        prices, headers=AUTH, json={**PRICES, "start": "2024-06-01", "end": None, "description": "new"}
+    )
+    assert overlap.status_code == 409
+    assert f"overlaps contract {first['id']}" in overlap.json()["detail"]
+    assert client.post(prices, headers=AUTH, json={**PRICES, "start": "2025-01-01", "end": None}).status_code == 201
+    assert client.get(prices, headers=AUTH).json()["count"] == 2
+
+
+def test_a_register_that_decreases_is_a_reset_booked_as_nothing_and_reported(client, clock):
+    start = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    for minutes, delivered in ((0, "500.000"), (20, "501.000"), (40, "10.000"), (60, "12.000"), (80, "13.500")):
+        response = post_reading(
+            client, start + timedelta(minutes=minutes), electricity_delivered_1=delivered, electricity_delivered_2=0
+        )
+        assert response.status_code == 201
+    hours = client.get("/api/v2/statistics/hour", headers=AUTH).json()["results"]
+    # 10:00-11:00: 1.000 before the swap, nothing across it, 2.000 after it; 11:00-12:00: 1.500.
+    assert [hour["electricity1"] for hour in hours] == ["3.000", "1.500"]
+    statistics = client.get("/api/v2/datalogger/meter-statistics", headers=AUTH).json()
+    assert statistics["resets"] == 1 and statistics["latest_reset"] == "2024-05-01T12:40:00+02:00"
 
 
 def test_a_p1_meter_is_priced_on_every_plan_from_its_registers(client, clock):
@@ -468,3 +624,94 @@ def test_a_p1_meter_is_priced_on_every_plan_from_its_registers(client, clock):
         "pricePlanComparisons": [{"price-plan-2": 3.0}, {"price-plan-1": 6.0}, {"price-plan-0": 30.0}],
     }
     assert client.get("/price-plans/recommend/E0000000000000009?limit=1").json() == [{"price-plan-2": 3.0}]
+
+
+def test_a_p1_meter_is_priced_from_its_second_reading_even_inside_its_first_hour(client, clock):
+    start = datetime(2024, 5, 1, 10, 5, tzinfo=UTC)
+    for minutes, delivered in ((0, "100.000"), (30, "102.500")):
+        text = telegram(
+            start + timedelta(minutes=minutes),
+            "E0044404018311117",
+            electricity_delivered_1=Decimal(delivered),
+            electricity_delivered_2=Decimal("200.000"),
+        )
+        assert client.post(V1, headers=AUTH, data={"telegram": text}).status_code == 201
+    comparison = client.get("/price-plans/compare-all/E0044404018311117")
+    assert comparison.status_code == 200
+    assert comparison.json()["pricePlanComparisons"] == [
+        {"price-plan-2": 2.5},
+        {"price-plan-1": 5.0},
+        {"price-plan-0": 25.0},
+    ]
+    hours = client.get("/api/v2/statistics/hour", headers=AUTH).json()["results"]
+    assert [(hour["hour_start"], hour["electricity1"]) for hour in hours] == [("2024-05-01T10:00:00Z", "2.500")]
+
+
+def test_reading_a_p1_meter_as_a_joi_meter_says_where_its_readings_are(client, clock):
+    text = telegram(datetime(2024, 5, 1, 10, 5, tzinfo=UTC), "E0044404018311117")
+    assert client.post(V1, headers=AUTH, data={"telegram": text}).status_code == 201
+    response = client.get("/readings/read/E0044404018311117")
+    assert response.status_code == 404
+    assert (
+        "P1 (DSMR) meter" in response.json()["detail"] and "/api/v2/datalogger/dsmrreading" in response.json()["detail"]
+    )
+    assert client.get("/readings/read/nobody").json()["detail"] == "meter 'nobody' has no readings"
+
+
+EXAMPLE_TELEGRAM = PROJECT_ROOT / "examples" / "telegram.txt"
+
+
+def test_the_shipped_example_telegram_is_a_v5_telegram_with_a_valid_crc_and_crlf_line_ends():
+    raw = EXAMPLE_TELEGRAM.read_bytes()
+    assert raw.count(b"\r\n") == raw.count(b"\n") > 20
+    parsed = parse_telegram(raw.decode("ascii"), verify_crc=True)
+    assert parsed.version == "50" and parsed.equipment_id == "E0044404018311117"
+    assert parsed.timestamp == datetime(2017, 4, 14, 22, 30, tzinfo=UTC)
+
+
+def test_the_readme_examples_answer_on_the_data_they_create(client):
+    """The README's sequence: the seed's v2 example, examples/telegram.txt, then its queries."""
+    assert client.post(READINGS, headers=AUTH, data=SEED_READING).status_code == 201
+    telegram_text = EXAMPLE_TELEGRAM.read_bytes().decode("ascii")
+    assert client.post(V1, headers=AUTH, data={"telegram": telegram_text}).status_code == 201
+    contract = (
+        "start=2017-01-01&end=2017-12-31&description=Fixed 2017&electricity_delivered_1_price=0.21"
+        "&electricity_delivered_2_price=0.25&electricity_returned_1_price=0.08&electricity_returned_2_price=0.08"
+        "&gas_price=1.35&fixed_daily_cost=0.92"
+    )
+    form = {"content-type": "application/x-www-form-urlencoded", **AUTH}
+    assert client.post("/api/v2/consumption/energy-supplier-prices", headers=form, content=contract).status_code == 201
+    window = "timestamp__gte=2017-04-14%2000:00:00&timestamp__lte=2017-04-16%2000:00:00"
+    assert client.get(f"{READINGS}?{window}", headers=AUTH).json()["count"] == 2
+    latest = client.get(f"{READINGS}?ordering=-timestamp&limit=1", headers=AUTH).json()["results"][0]
+    assert latest["timestamp"] == "2017-04-14T22:30:00Z"
+    days = client.get("/api/v2/statistics/day?day__gte=2017-04-14&day__lte=2017-04-16", headers=AUTH).json()
+    assert [(day["day"], day["electricity1"], day["total_cost"]) for day in days["results"]] == [
+        ("2017-04-15", "0.500", "1.09")  # 0.5 × 0.21 + 0.25 × 0.25 = 0.1675 → 0.17, + 0.92
+    ]
+    hours = client.get("/api/v2/statistics/hour?hour_start__gte=2017-04-14%2000:00:00&limit=48", headers=AUTH).json()
+    assert [hour["hour_start"] for hour in hours["results"]] == ["2017-04-14T22:00:00Z"]
+    assert client.get("/price-plans/compare-all/E0044404018311117").json()["pricePlanComparisons"][0] == {
+        "price-plan-2": 0.75
+    }
+    assert client.get("/api/v2/consumption/today", headers=AUTH).status_code == 404  # no reading today
+
+
+def test_the_served_document_declares_the_dsmr_key_schemes_for_every_dsmr_operation(client):
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["DsmrAuthKey"] | {"description": None} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-AUTHKEY",
+        "description": None,
+        "x-apikeyInfoFunc": "controllers.dsmr_common.accept_any_key",
+    }
+    assert (schemes["DsmrToken"]["in"], schemes["DsmrToken"]["name"]) == ("header", "Authorization")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path.startswith("/api/v"):
+                assert operation["security"] == [{"DsmrAuthKey": []}, {"DsmrToken": []}, {}], (path, method)
+                assert all(parameter["name"] != "X-AUTHKEY" for parameter in operation.get("parameters", []))
+            else:
+                assert "security" not in operation, (path, method)

@@ -94,8 +94,8 @@ def test_the_seed_data_logger_posts_telegrams_that_the_api_lists_back(live_serve
     assert [row["timestamp"] for row in listed["results"]][:2] == ["2024-03-31T00:00:10Z", "2024-03-31T00:20:10Z"]
     assert {row["meter"] for row in listed["results"]} == {"E0055"}
     hours = requests.get(f"{base}/api/v2/statistics/hour?meter=E0055", headers={"X-AUTHKEY": KEY}).json()
-    # 00:00-01:00 UTC has no reading at or before its start, so only 01:00-02:00 has a statistic.
-    assert [hour["hour_start"] for hour in hours["results"]] == ["2024-03-31T01:00:00Z"]
+    # The meter's first hour (00:00-01:00 UTC) counts from its first reading, 00:00:10.
+    assert [hour["hour_start"] for hour in hours["results"]] == ["2024-03-31T00:00:00Z", "2024-03-31T01:00:00Z"]
 
 
 def test_the_seed_telegram_is_refused_with_a_crc_hint_only_while_crcs_are_checked(live_server, capsys):

@@ -6,12 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import peewee
 import pytest
 
-from domain.dsmr import DsmrReading, PageRequest, TelegramFacts, TimeWindow, day_from_hours
+from domain.dsmr import DsmrReading, Installation, PageRequest, TelegramFacts, TimeWindow, day_from_hours
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.statistics import EnergyPrices, day_statistics, hour_statistics
 from repository import db
 from repository import dsmr as repo
@@ -38,6 +40,15 @@ def reading(meter: str, moment: datetime, index: int, *, gas: bool = True) -> Ds
         extra_device_timestamp=moment.replace(minute=0, second=0) if gas else None,
         extra_device_delivered=D("500.000") + D(int(moment.timestamp()) // 3600 % 1000) / 100 if gas else None,
     )
+
+
+def at(meter: str) -> Installation:
+    return Installation(name=meter, meter=meter)
+
+
+def store(item: DsmrReading, tz=AMSTERDAM, *args, **kwargs):
+    """Store the reading for the installation its meter names."""
+    return repo.store_reading(at(item.meter), item, tz, *args, **kwargs)
 
 
 def series(meter: str, start: datetime, count: int, every: timedelta) -> list[DsmrReading]:
@@ -69,11 +80,11 @@ PRICES = EnergyPrices(
 
 def test_statistics_equal_a_recomputation_from_every_reading_whatever_the_arrival_order(database):
     readings = series("m1", SPRING, 90, timedelta(minutes=25))  # 37.5 hours across the 23-hour day
-    repo.add_energy_prices(PRICES, AMSTERDAM)
+    repo.add_energy_prices(at("m1"), PRICES, AMSTERDAM)
     shuffled = readings[:]
     random.Random(7).shuffle(shuffled)
     for item in shuffled:
-        repo.store_reading(item, AMSTERDAM)
+        store(item, AMSTERDAM)
 
     positions = [item.position for item in readings]
     days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
@@ -87,37 +98,21 @@ def test_statistics_equal_a_recomputation_from_every_reading_whatever_the_arriva
 
 def test_a_reading_repeated_for_the_same_meter_and_instant_is_stored_once(database):
     first = reading("m1", SPRING, 1)
-    assert repo.store_reading(first, AMSTERDAM).created
-    again = repo.store_reading(first, AMSTERDAM)
+    assert store(first, AMSTERDAM).created
+    again = store(first, AMSTERDAM)
     assert not again.created and again.reading.value.same_values(first)
     assert repo.ReadingRow.select().count() == 1
-    other_meter = repo.store_reading(reading("m2", SPRING, 1), AMSTERDAM)
+    other_meter = store(reading("m2", SPRING, 1), AMSTERDAM)
     assert other_meter.created and repo.ReadingRow.select().count() == 2
-
-
-def test_the_installation_rows_are_every_meters_rows_added_up(database):
-    for meter in ("m1", "m2"):
-        for item in series(meter, SPRING, 20, timedelta(minutes=30)):
-            repo.store_reading(item, AMSTERDAM)
-    one, two, total = stored_hours("m1"), stored_hours("m2"), stored_hours(None)
-    assert total.keys() == one.keys() == two.keys()
-    for hour, stat in total.items():
-        assert stat.electricity1 == one[hour].electricity1 + two[hour].electricity1
-        gases = [meter[hour].gas for meter in (one, two) if meter[hour].gas is not None]
-        assert stat.gas == (sum(gases) if gases else None)
-    days_one, days_total = stored_days("m1"), stored_days(None)
-    assert {day: 2 * stat.electricity2 for day, stat in days_one.items()} == {
-        day: stat.electricity2 for day, stat in days_total.items()
-    }
 
 
 def test_adding_a_contract_reprices_the_days_it_covers_only(database):
     for item in series("m1", datetime(2024, 5, 1, 12, tzinfo=UTC), 60, timedelta(hours=1)):
-        repo.store_reading(item, AMSTERDAM)
-    assert all(stat.total_cost == 0 for stat in stored_days(None).values())
+        store(item, AMSTERDAM)
+    assert all(stat.total_cost == 0 for stat in stored_days("m1").values())
     may_2 = EnergyPrices(start=date(2024, 5, 2), end=date(2024, 5, 2), description="one day", gas_price=D("1"))
-    repo.add_energy_prices(may_2, AMSTERDAM)
-    days = stored_days(None)
+    repo.add_energy_prices(at("m1"), may_2, AMSTERDAM)
+    days = stored_days("m1")
     assert days[date(2024, 5, 2)].gas_cost == days[date(2024, 5, 2)].gas.quantize(D("0.01"))
     assert days[date(2024, 5, 2)].gas_cost > 0
     assert days[date(2024, 5, 1)].total_cost == days[date(2024, 5, 3)].total_cost == 0
@@ -128,7 +123,7 @@ def test_adding_a_contract_reprices_the_days_it_covers_only(database):
 def test_a_dsmr_meters_hourly_delivered_energy_feeds_the_price_plan_rollups(database):
     readings = series("E001", datetime(2024, 5, 1, 12, tzinfo=UTC), 5, timedelta(hours=1))
     for item in readings:
-        repo.store_reading(item, AMSTERDAM)
+        store(item, AMSTERDAM)
     rollups = {
         row.hour_start: row.kwh
         for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == "E001")
@@ -143,7 +138,7 @@ def test_a_dsmr_meters_hourly_delivered_energy_feeds_the_price_plan_rollups(data
 
 def test_rebuilding_the_kw_rollups_keeps_the_dsmr_meters_hours(database):
     for item in series("E001", datetime(2024, 5, 1, 12, tzinfo=UTC), 3, timedelta(hours=1)):
-        repo.store_reading(item, AMSTERDAM)
+        store(item, AMSTERDAM)
     before = readings_repo.EnergyHour.select().count()
     readings_repo.rebuild_rollups(3600)
     assert readings_repo.EnergyHour.select().count() == before == 2
@@ -153,17 +148,16 @@ def test_a_failure_while_refreshing_statistics_stores_nothing(database, monkeypa
     def explode(*args, **kwargs):
         raise peewee.OperationalError("disk full")
 
-    monkeypatch.setattr(repo, "_refresh_installation", explode)
+    monkeypatch.setattr(repo, "_refresh_days", explode)
     with pytest.raises(peewee.OperationalError):
-        repo.store_reading(reading("m1", SPRING, 1), AMSTERDAM)
+        store(reading("m1", SPRING, 1), AMSTERDAM)
     assert repo.ReadingRow.select().count() == 0
     assert repo.HourRow.select().count() == 0
-    assert repo.known_meters() == []
+    assert repo.MeterRow.select().count() == 0
 
 
 def page_through(meter, page_size, descending=False, *, by_cursor):
     """Every row, page by page, following cursors (as the `next` links do) or offsets."""
-    whole = meter is None
     seen, page = [], PageRequest(limit=page_size, descending=descending)
     while True:
         count, items = repo.readings_page(meter, TimeWindow(), page)
@@ -171,31 +165,29 @@ def page_through(meter, page_size, descending=False, *, by_cursor):
             return count, seen
         seen += [item.id for item in items]
         if by_cursor:
-            page = PageRequest(limit=page_size, descending=descending, after=repo.reading_key(items[-1], whole))
+            page = PageRequest(limit=page_size, descending=descending, after=repo.reading_key(items[-1]))
         else:
             page = PageRequest(offset=page.offset + page_size, limit=page_size, descending=descending)
 
 
-@pytest.mark.parametrize("meter", ["m1", None])
+@pytest.mark.parametrize("meter", ["m1", "m2"])
 @pytest.mark.parametrize("descending", [False, True])
 def test_cursor_pages_hold_the_same_rows_as_offset_pages(database, meter, descending):
     for name in ("m1", "m2"):
         for item in series(name, SPRING, 23, timedelta(minutes=7)):
-            repo.store_reading(item, AMSTERDAM)
+            store(item, AMSTERDAM)
     count, by_offset = page_through(meter, 5, descending, by_cursor=False)
     assert page_through(meter, 5, descending, by_cursor=True) == (count, by_offset)
-    assert count == len(by_offset) == (23 if meter else 46)
+    assert count == len(by_offset) == 23
     assert len(set(by_offset)) == len(by_offset)
 
 
 def test_a_page_before_a_cursor_is_the_previous_page_in_order(database):
     for item in series("m1", SPRING, 30, timedelta(minutes=5)):
-        repo.store_reading(item, AMSTERDAM)
+        store(item, AMSTERDAM)
     _, third = repo.readings_page("m1", TimeWindow(), PageRequest(offset=20, limit=10))
     _, second = repo.readings_page("m1", TimeWindow(), PageRequest(offset=10, limit=10))
-    _, before_third = repo.readings_page(
-        "m1", TimeWindow(), PageRequest(limit=10, before=repo.reading_key(third[0], False))
-    )
+    _, before_third = repo.readings_page("m1", TimeWindow(), PageRequest(limit=10, before=repo.reading_key(third[0])))
     assert [item.id for item in before_third] == [item.id for item in second]
 
 
@@ -207,20 +199,14 @@ def query_plan(sql: str, params) -> str:
     return " ".join(row[0] for row in db.database.execute_sql(f"EXPLAIN {sql}", params).fetchall())
 
 
-@pytest.mark.parametrize(
-    ("meter", "after"),
-    [("m1", (1711828800,)), (None, (1711828800, 3))],
-)
-def test_a_cursor_page_is_an_index_seek_not_a_scan(database, meter, after):
+def test_a_cursor_page_is_an_index_seek_not_a_scan(database):
     for item in series("m1", SPRING, 10, timedelta(minutes=5)):
-        repo.store_reading(item, AMSTERDAM)
-    query = repo.ReadingRow.select()
-    if meter:
-        query = query.where(repo.ReadingRow.meter == meter)
-    key = [repo.ReadingRow.timestamp] if meter else [repo.ReadingRow.timestamp, repo.ReadingRow.id]
-    sql, params = repo.page_query(query, key, PageRequest(limit=25, after=after))[0].sql()
+        store(item, AMSTERDAM)
+    query = repo.ReadingRow.select().where(repo.ReadingRow.meter == "m1")
+    key = [repo.ReadingRow.timestamp]
+    sql, params = repo.page_query(query, key, PageRequest(limit=25, after=(1711828800,)))[0].sql()
     plan = query_plan(sql, params)
-    assert "meter_timestamp" in plan or "timestamp_id" in plan, plan
+    assert "meter_timestamp" in plan, plan
     assert "SCAN dsmr_readings " not in plan + " " and "Seq Scan" not in plan, plan
 
 
@@ -229,23 +215,32 @@ def test_meter_statistics_describe_the_newest_telegram_and_count_every_one(datab
         return TelegramFacts(moment, version, 2, {"power_failure_count": 4}, f"/telegram {version}")
 
     newer, older = reading("E1", SPRING + timedelta(hours=1), 2), reading("E1", SPRING, 1)
-    repo.store_reading(newer, AMSTERDAM, facts(newer.timestamp, "50"))
-    repo.store_reading(older, AMSTERDAM, facts(older.timestamp, "42"))  # late: counted, not described
-    repo.store_reading(older, AMSTERDAM, facts(older.timestamp, "42"))  # duplicate
-    repo.count_rejected_telegram()
-    statistics = repo.meter_statistics(None)
+    store(newer, AMSTERDAM, facts(newer.timestamp, "50"))
+    store(older, AMSTERDAM, facts(older.timestamp, "42"))  # late: counted, not described
+    store(older, AMSTERDAM, facts(older.timestamp, "42"))  # duplicate
+    repo.count_rejected_telegram(at("E1"))
+    statistics = repo.meter_statistics("E1")
     assert (statistics.meter, statistics.dsmr_version, statistics.timestamp) == ("E1", "50", newer.timestamp)
     assert statistics.counters["power_failure_count"] == 4
     assert (statistics.accepted_telegrams, statistics.duplicate_telegrams, statistics.rejected_telegrams) == (2, 1, 1)
     assert statistics.latest_telegram == "/telegram 50"
-    assert repo.meter_statistics("nobody") is None
+    assert repo.meter_statistics("nobody").id is None
 
 
-def test_the_api_key_hash_is_stored_and_replaced(database):
-    assert repo.api_key_hash() is None
-    repo.replace_api_key_hash("sha256$aa")
-    repo.replace_api_key_hash("sha256$bb")
-    assert repo.api_key_hash() == "sha256$bb"
+def test_a_key_belongs_to_one_installation_and_is_kept_unless_replaced(database):
+    home, created = repo.set_key("home", "sha256$aa", replace=False)
+    assert created and home == Installation("home", "home")
+    with pytest.raises(Conflict, match="has a key already"):
+        repo.set_key("home", "sha256$bb", replace=False)
+    assert repo.installation_by_key_hash("sha256$aa") == home
+    repo.set_key("home", "sha256$bb", replace=True)
+    assert repo.installation_by_key_hash("sha256$aa") is None
+    assert repo.installation_by_key_hash("sha256$bb") == home
+    repo.set_key("cabin", "sha256$cc", replace=False)
+    assert [summary.installation.name for summary in repo.installations()] == ["cabin", "home"]
+    repo.revoke_key("home")
+    assert repo.installation_by_key_hash("sha256$bb") is None
+    assert repo.installation_named("home") == home  # the data stays
 
 
 def test_the_positions_of_a_day_give_the_same_today_as_every_reading(database):
@@ -254,7 +249,7 @@ def test_the_positions_of_a_day_give_the_same_today_as_every_reading(database):
     day = date(2024, 3, 31)
     readings = series("m1", datetime(2024, 3, 30, 23, 10, tzinfo=UTC), 50, timedelta(minutes=13))
     for item in readings:
-        repo.store_reading(item, AMSTERDAM)
+        store(item, AMSTERDAM)
     contracts = [PRICES]
     every = [item.position for item in readings]
     assert consumption_today(repo.positions_for_day("m1", day, AMSTERDAM), AMSTERDAM, contracts, day) == (
@@ -271,10 +266,10 @@ def test_a_gas_meter_that_stops_reporting_does_not_widen_the_hours_refreshed(dat
     refreshed = []
     original = repo.refresh_hours
     monkeypatch.setattr(
-        repo, "refresh_hours", lambda meter, spans, tz: refreshed.append(spans) or original(meter, spans, tz)
+        repo, "refresh_hours", lambda owner, spans, tz: refreshed.append(spans) or original(owner, spans, tz)
     )
     for item in stale:
-        repo.store_reading(item, AMSTERDAM)
+        store(item, AMSTERDAM)
     assert max(len(spans) for spans in refreshed[1:]) == 1
     positions = [item.position for item in stale]
     days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in stale})
@@ -289,7 +284,7 @@ def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(databas
         db.connect()
         try:
             for item in share:
-                repo.store_reading(item, AMSTERDAM)
+                store(item, AMSTERDAM)
         finally:
             db.close()
 
@@ -301,19 +296,103 @@ def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(databas
         days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
         expected = {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
         assert stored_hours(meter) == expected
-    one, two, total = stored_hours("m1"), stored_hours("m2"), stored_hours(None)
-    assert {hour: stat.electricity2 for hour, stat in total.items()} == {
-        hour: one[hour].electricity2 + two[hour].electricity2 for hour in one
-    }
 
 
 def test_unfiltered_lists_count_from_the_kept_reading_counts_which_match_the_rows(database):
     for item in series("m1", SPRING, 7, timedelta(minutes=10)) + series("m2", SPRING, 4, timedelta(minutes=10)):
-        repo.store_reading(item, AMSTERDAM)
-    repo.store_reading(reading("m1", SPRING, 0), AMSTERDAM)  # a duplicate is not counted
-    assert [repo.readings_page(meter, TimeWindow(), PageRequest())[0] for meter in ("m1", "m2", None)] == [7, 4, 11]
+        store(item, AMSTERDAM)
+    store(reading("m1", SPRING, 0), AMSTERDAM)  # a duplicate is not counted
+    assert [repo.readings_page(meter, TimeWindow(), PageRequest())[0] for meter in ("m1", "m2")] == [7, 4]
     repo.MeterRow.update(reading_count=0).execute()
     count_readings(db.database)  # what the migration runs on a database that has readings
-    assert repo.readings_page(None, TimeWindow(), PageRequest())[0] == 11
+    assert repo.readings_page("m1", TimeWindow(), PageRequest())[0] == 7
     windowed = TimeWindow(start=SPRING + timedelta(minutes=15), end=None)
     assert repo.readings_page("m1", windowed, PageRequest())[0] == 5
+
+
+def with_resets(readings: list[DsmrReading], every: int) -> list[DsmrReading]:
+    """Every `every`-th reading and those after it count from a lower position (a meter swap)."""
+    changed = []
+    drop = D(0)
+    for index, item in enumerate(readings):
+        if index and index % every == 0:
+            drop += D("600.000")
+        changed.append(replace(item, electricity_delivered_1=item.electricity_delivered_1 + 5000 - drop))
+    return changed
+
+
+def test_resets_book_nothing_for_their_interval_and_match_a_recomputation_in_any_arrival_order(database):
+    readings = with_resets(series("m1", SPRING, 90, timedelta(minutes=25)), every=17)
+    shuffled = readings[:]
+    random.Random(11).shuffle(shuffled)
+    for item in shuffled:
+        store(item, AMSTERDAM)
+    positions = [item.position for item in readings]
+    days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
+    assert stored_hours("m1") == {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
+    # Each hour books only the rises of its intervals: never a negative, never the drop of a reset.
+    increments = [b.electricity_delivered_1 - a.electricity_delivered_1 for a, b in pairwise(readings)]
+    assert sum(stat.electricity1 for stat in stored_hours("m1").values()) == sum(d for d in increments if d >= 0)
+    statistics = repo.meter_statistics("m1")
+    assert statistics.resets == 5 and statistics.latest_reset == readings[85].timestamp
+
+
+def test_deleting_readings_in_a_window_recomputes_what_they_decided(database):
+    readings = with_resets(series("m1", SPRING, 90, timedelta(minutes=25)), every=40)
+    for item in readings:
+        store(item, AMSTERDAM)
+    repo.add_energy_prices(at("m1"), PRICES, AMSTERDAM)
+    repo.InstallationRow.insert(name="m1", meter="m1", created_at=0).execute()
+    window = TimeWindow(readings[30].timestamp, readings[45].timestamp)
+    assert repo.delete_readings("m1", window, AMSTERDAM) == 16
+    kept = readings[:30] + readings[46:]
+    positions = [item.position for item in kept]
+    days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
+    assert stored_hours("m1") == {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
+    assert stored_days("m1") == {stat.day: stat for stat in day_statistics(positions, AMSTERDAM, [PRICES], days=days)}
+    # The reset at reading 40 went with its window; reading 46 now follows reading 29, from above it: a reset.
+    assert repo.meter_statistics("m1").resets == 2
+    rollups = {
+        row.hour_start: row.kwh
+        for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == "m1")
+    }
+    assert rollups == {
+        int(hour.timestamp()): float(stat.electricity1 + stat.electricity2) for hour, stat in stored_hours("m1").items()
+    }
+    assert repo.readings_page("m1", TimeWindow(), PageRequest())[0] == 74
+
+
+def test_deleting_an_installation_removes_everything_it_owned(database):
+    repo.set_key("home", "sha256$home", replace=False)
+    home = repo.installation_named("home")
+    for item in series("home", SPRING, 10, timedelta(minutes=30)):
+        repo.store_reading(home, item, AMSTERDAM)
+    repo.add_energy_prices(home, PRICES, AMSTERDAM)
+    assert repo.delete_installation("home") == 10
+    for model in (repo.ReadingRow, repo.HourRow, repo.DayRow, repo.PriceRow, repo.MeterRow, repo.InstallationRow):
+        assert model.select().count() == 0
+    assert readings_repo.EnergyHour.select().count() == 0
+    with pytest.raises(NotFound, match="no installation is named 'home'"):
+        repo.delete_installation("home")
+
+
+def test_an_overlapping_contract_is_refused_naming_the_one_it_overlaps(database):
+    first = repo.add_energy_prices(at("m1"), PRICES, AMSTERDAM)  # 2024-01-01, open-ended
+    later = EnergyPrices(start=date(2025, 1, 1), end=None, description="later")
+    with pytest.raises(Conflict, match=f"overlaps contract {first.id} 'test' \\(2024-01-01 to open-ended\\)"):
+        repo.add_energy_prices(at("m1"), later, AMSTERDAM)
+    before = EnergyPrices(start=date(2023, 1, 1), end=date(2023, 12, 31), description="2023")
+    assert repo.add_energy_prices(at("m1"), before, AMSTERDAM).id != first.id
+    assert repo.add_energy_prices(at("m2"), later, AMSTERDAM)  # another installation's contracts are its own
+    assert len(repo.energy_prices("m1")) == 2
+
+
+def test_the_meter_a_telegram_names_is_checked_again_inside_the_store(database):
+    """Two loggers behind one new key: the check before the store saw no meter yet; the store sees the first."""
+    repo.set_key("home", "sha256$home", replace=False)
+    stale = repo.installation_named("home")  # what a second request read before the first one committed
+    store_first = reading("home", SPRING, 1)
+    repo.store_reading(stale, store_first, AMSTERDAM, telegram_meter="E1")
+    with pytest.raises(InvalidInput, match="from meter E2"):
+        repo.store_reading(stale, reading("home", SPRING + timedelta(minutes=5), 2), AMSTERDAM, telegram_meter="E2")
+    assert repo.ReadingRow.select().count() == 1

@@ -81,3 +81,59 @@ def test_integer_meter_keys_move_every_sample_of_a_database_made_before_them(con
         assert readings_repo.samples_between("a") == [Reading(0, 1.0), Reading(60, 2.0)]
     finally:
         db.close_all()
+
+
+def test_a_single_key_dsmr_database_becomes_installations_keeping_every_reading(config, monkeypatch):
+    """Before installations one key read every meter: the logger's meter (newest telegram) becomes
+    installation `default` with that key, a meter posted by hand gets an installation of its own."""
+    from domain.dsmr import hash_api_key
+    from repository import db
+    from repository import dsmr as dsmr_repo
+
+    before = list(migrations.AREAS)
+    dsmr_up_to_two = type("DsmrUpToTwo", (), {"MIGRATIONS": migrations.dsmr.MIGRATIONS[:2]})
+    monkeypatch.setattr(migrations, "AREAS", [*before[:-1], dsmr_up_to_two])
+    db.open_database(config.database_url)
+    db.connect()
+    try:
+        migrations.migrate()
+        p = db.database.param
+        columns = (
+            "meter, timestamp, electricity_delivered_1, electricity_returned_1, electricity_delivered_2,"
+            " electricity_returned_2, electricity_currently_delivered, electricity_currently_returned"
+        )
+        legacy = [
+            ("E0044404018311117", 1714557600, 1500, 0, 1400, 0, 1, 0),
+            ("E0044404018311117", 1714561200, 1501, 0, 1400, 0, 1, 0),
+            ("E0044404018311117", 1714564800, 1000, 0, 1400, 0, 1, 0),  # a drop: flagged as a reset
+            ("default", 1492207200, 2000, 0, 3000, 0, 1.5, 0),  # the README's v2 example
+        ]
+        for row in legacy:
+            db.database.execute_sql(f"INSERT INTO dsmr_readings ({columns}) VALUES ({', '.join([p] * 8)})", row)
+        db.database.execute_sql(
+            "INSERT INTO dsmr_meters (meter, timestamp, latest_telegram, accepted_telegrams, duplicate_telegrams,"
+            f" reading_count) VALUES ({p}, {p}, {p}, 3, 0, 3), ('default', NULL, NULL, 0, 0, 1)",
+            ("E0044404018311117", 1714564800, "/telegram"),
+        )
+        db.database.execute_sql(
+            "INSERT INTO dsmr_energy_supplier_prices (start, description, electricity_delivered_1_price,"
+            " electricity_delivered_2_price, electricity_returned_1_price, electricity_returned_2_price,"
+            " gas_price, fixed_daily_cost) VALUES ('2024-01-01', 'fixed', 0.2, 0.2, 0, 0, 1, 0.5)"
+        )
+        db.database.execute_sql("UPDATE dsmr_counters SET value = 4 WHERE name = 'rejected_telegrams'")
+        db.database.execute_sql(
+            f"INSERT INTO settings (key, value) VALUES ('dsmr_api_key_hash', {p})", (hash_api_key("old-key"),)
+        )
+        monkeypatch.setattr(migrations, "AREAS", before)
+        assert migrations.migrate() == ["dsmr_0003_installations"]
+
+        logger = dsmr_repo.installation_by_key_hash(hash_api_key("old-key"))
+        assert (logger.name, logger.meter, logger.equipment_id) == ("default", "E0044404018311117", "E0044404018311117")
+        assert dsmr_repo.installation_named("default-2") == dsmr_repo.installation_of_meter("default")
+        assert dsmr_repo.installation_named("default-2").meter == "default"
+        statistics = dsmr_repo.meter_statistics(logger.meter)
+        assert (statistics.rejected_telegrams, statistics.resets) == (4, 1)
+        assert len(dsmr_repo.energy_prices("E0044404018311117")) == len(dsmr_repo.energy_prices("default")) == 1
+        assert dsmr_repo.ReadingRow.select().count() == 4
+    finally:
+        db.close_all()

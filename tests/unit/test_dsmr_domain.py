@@ -9,16 +9,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.dsmr import (
-    DEFAULT_METER,
     DsmrReading,
     FieldErrors,
+    Installation,
     PageRequest,
+    check_named_meter,
+    check_telegram_meter,
     day_from_hours,
     hash_api_key,
     hours_to_refresh,
-    installation_day,
     instant_window,
-    key_is_valid,
+    key_matches,
     meter_counters,
     meter_from_equipment_id,
     page_link_params,
@@ -28,7 +29,6 @@ from domain.dsmr import (
     reading_from_fields,
     reading_from_telegram,
     repriced,
-    resolve_meter,
     stored_telegram_text,
 )
 from domain.errors import InvalidInput
@@ -76,17 +76,15 @@ def test_the_key_is_taken_from_x_authkey_or_an_authorization_token_header():
     assert presented_key(None, None) is None
 
 
-def test_a_configured_key_is_compared_and_a_stored_hash_is_used_only_without_one():
-    assert key_is_valid("k", configured_key="k", stored_hash=None)
-    assert not key_is_valid("K", configured_key="k", stored_hash=None)
-    assert key_is_valid("generated", configured_key=None, stored_hash=hash_api_key("generated"))
-    assert not key_is_valid("generated", configured_key="k", stored_hash=hash_api_key("generated"))
+def test_the_configured_key_is_compared_exactly():
+    assert key_matches("k", "k")
+    assert not key_matches("K", "k")
 
 
-def test_no_key_at_all_lets_nobody_in():
-    assert not key_is_valid("", configured_key=None, stored_hash=None)
-    assert not key_is_valid("anything", configured_key=None, stored_hash=None)
-    assert not key_is_valid(None, configured_key="k", stored_hash=None)
+def test_no_configured_key_lets_nobody_in_by_it():
+    assert not key_matches("", None)
+    assert not key_matches("anything", None)
+    assert not key_matches(None, "k")
 
 
 def test_keys_are_stored_as_a_sha256_hash_not_as_themselves():
@@ -260,12 +258,23 @@ def test_a_kept_telegram_loses_characters_no_database_stores():
     assert stored_telegram_text("/X\x00Y\ud800!") == "/XY?!"
 
 
-def test_a_reading_without_a_meter_goes_to_the_only_meter_or_the_default_one():
-    assert resolve_meter("E1", lambda: pytest.fail("a named meter needs no lookup")) == "E1"
-    assert resolve_meter(None, lambda: ["E2"]) == "E2"
-    assert resolve_meter(None, lambda: []) == DEFAULT_METER
-    with pytest.raises(FieldErrors, match="Several meters"):
-        resolve_meter(None, lambda: ["E1", "E2"])
+def test_a_telegram_from_another_meter_than_the_installations_is_refused_naming_both():
+    home = Installation(name="home", meter="home", equipment_id="E1")
+    check_telegram_meter(home, "E1")
+    check_telegram_meter(home, None)  # a masked or missing equipment id names no meter
+    check_telegram_meter(Installation(name="new", meter="new"), "E2")  # its first telegram names it
+    with pytest.raises(InvalidInput, match="from meter E2.*home.*is meter E1"):
+        check_telegram_meter(home, "E2")
+
+
+def test_a_v2_reading_may_name_only_its_own_installation_or_meter():
+    home = Installation(name="home", meter="home", equipment_id="E1")
+    for own in (None, "", "home", "E1"):
+        check_named_meter(home, own)
+    with pytest.raises(FieldErrors, match="installation home") as caught:
+        check_named_meter(home, "E2")
+    assert list(caught.value.errors) == ["meter"]
+    assert home.joi_meter_id == "E1" and Installation("x", "x").joi_meter_id == "x"
 
 
 # --- list parameters -----------------------------------------------------------------------------------------
@@ -406,13 +415,6 @@ def test_repricing_changes_only_the_costs():
     priced = repriced(unpriced, AMSTERDAM, PRICES)
     assert priced == day_statistics(positions, AMSTERDAM, PRICES, days=[date(2024, 3, 2)])[0]
     assert unpriced.total_cost == 0 and priced.total_cost > 0
-
-
-def test_the_installation_day_adds_up_every_meters_use_and_costs():
-    one = day_statistics(steady_day(utc("2024-03-01 23:00"), 24), AMSTERDAM, PRICES, days=[date(2024, 3, 2)])[0]
-    total = installation_day(date(2024, 3, 2), [one, one])
-    assert total.electricity1 == 2 * one.electricity1 and total.gas == 2 * one.gas
-    assert total.fixed_cost == D("0.66") and total.total_cost == 2 * one.total_cost
 
 
 # --- supplier prices -----------------------------------------------------------------------------------------

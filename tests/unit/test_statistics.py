@@ -11,7 +11,7 @@ from domain.statistics import (
     EnergyPrices,
     MeterPosition,
     affected_local_days,
-    consumption_between,
+    booked_between,
     consumption_today,
     day_bounds,
     day_statistics,
@@ -283,6 +283,7 @@ def test_v5_five_minute_gas_is_booked_to_the_hour_each_capture_interval_lies_in(
     hours = hour_statistics(readings, AMSTERDAM)
 
     assert [(hour.hour_start, hour.gas) for hour in hours] == [
+        (local("2024-06-12 09:00"), D("0.010")),  # the first hour counts from the first capture, 09:55
         (local("2024-06-12 10:00"), D("0.120")),  # 12 captures 10:05 … 11:00 × 0.010
         (local("2024-06-12 11:00"), D("0.240")),  # 12 captures 11:05 … 12:00 × 0.020
         (local("2024-06-12 12:00"), None),  # nothing captured after 12:00 yet
@@ -384,7 +385,7 @@ def test_overlapping_contracts_resolve_to_the_latest_start_and_an_end_date_is_in
 # --- resets and late readings --------------------------------------------------------------------------------
 
 
-def test_a_meter_reset_does_not_yield_negative_consumption():
+def test_a_meter_reset_books_nothing_for_its_interval_and_the_rest_of_the_hour_counts():
     readings = [
         position(local("2024-06-12 10:00"), "500.000", gas_at=local("2024-06-12 10:00"), gas="300.000"),
         position(local("2024-06-12 10:30"), "500.400", gas_at=local("2024-06-12 10:00"), gas="300.000"),
@@ -396,11 +397,11 @@ def test_a_meter_reset_does_not_yield_negative_consumption():
     hours = hour_statistics(readings, AMSTERDAM)
 
     assert [(hour.electricity1, hour.gas) for hour in hours] == [
-        (D("0.000"), D("0.000")),  # 0.100 - 500.000 and 0.000 - 300.000 count as nothing
+        (D("0.400"), D("0.000")),  # 0.400 before the swap; 0.100 - 500.400 and 0.000 - 300.000 count as nothing
         (D("0.800"), D("0.300")),  # 0.900 - 0.100 and 0.300 - 0.000 on the new meter
     ]
-    over_both = consumption_between(readings[0], readings[-1])
-    assert (over_both.electricity1, over_both.gas) == (D("0"), D("0"))
+    across = booked_between(readings)
+    assert (across.electricity1, across.electricity2) == (D("1.200"), D("0"))
 
 
 def test_a_late_out_of_order_reading_changes_only_the_hours_of_its_own_day():

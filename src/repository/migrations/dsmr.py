@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import peewee
 
 # Meter positions and power in kWh/kW with 3 decimals, as DSMR-reader (exact NUMERIC on PostgreSQL).
@@ -146,7 +148,113 @@ def count_readings(db: peewee.Database) -> None:
     )
 
 
+LEGACY_INSTALLATION = "default"  # the installation of DSMR_API_KEY and of the key stored before installations
+
+
+def _installations(migrator, db: peewee.Database) -> None:
+    """One installation (one electricity meter with its gas meter) per API key.
+
+    Before, one key read and wrote every meter. Each meter becomes an installation of its own: the one that
+    sent the newest telegram (the logger; the one meter-statistics showed) is named "default" and takes the
+    stored key (DSMR_API_KEY names it too); every other meter (e.g. a test reading posted as meter `default`)
+    gets a key-less installation named after it, whose data can be read with a key made for it or deleted.
+    The installation totals rows (meter "") go: an installation has one meter. Contracts, which priced every
+    meter, are copied to each installation; the rejected-telegram count goes to the default one. Readings
+    get a reset flag: the interval ending at the reading saw an electricity register decrease.
+    """
+    from playhouse.migrate import migrate
+
+    class Base(peewee.Model):
+        class Meta:
+            database = db
+
+    class DsmrInstallation(Base):
+        id = peewee.BigAutoField()
+        name = peewee.CharField(max_length=128, unique=True)
+        meter = peewee.CharField(max_length=128, unique=True)  # what its rows are stored under
+        equipment_id = peewee.CharField(max_length=128, null=True, unique=True)  # learnt from its telegrams
+        key_hash = peewee.CharField(max_length=100, null=True, unique=True)
+        key_created_at = peewee.BigIntegerField(null=True)
+        created_at = peewee.BigIntegerField()
+
+        class Meta:
+            table_name = "dsmr_installations"
+
+    db.create_tables([DsmrInstallation])
+    migrate(
+        migrator.add_column("dsmr_readings", "reset", peewee.BooleanField(default=False)),
+        migrator.add_column("dsmr_meters", "rejected_telegrams", peewee.BigIntegerField(default=0)),
+        migrator.add_column("dsmr_energy_supplier_prices", "meter", peewee.CharField(max_length=128, default="")),
+        migrator.add_index("dsmr_readings", ("meter", "reset", "timestamp"), False),
+        migrator.add_index("dsmr_energy_supplier_prices", ("meter", "start", "id"), False),
+    )
+    db.execute_sql("DELETE FROM dsmr_hour_statistics WHERE meter = ''")
+    db.execute_sql("DELETE FROM dsmr_day_statistics WHERE meter = ''")
+    registers = [f"electricity_{way}_{tariff}" for way in ("delivered", "returned") for tariff in (1, 2)]
+    dropped = " OR ".join(f"{name} < LAG({name}) OVER (PARTITION BY meter ORDER BY timestamp)" for name in registers)
+    db.execute_sql(
+        "UPDATE dsmr_readings SET reset = TRUE WHERE id IN"
+        f" (SELECT id FROM (SELECT id, ({dropped}) AS dropped FROM dsmr_readings) AS flagged WHERE dropped)"
+    )
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    meters = db.execute_sql(
+        "SELECT meter, latest_telegram IS NOT NULL FROM dsmr_meters ORDER BY timestamp IS NULL, timestamp DESC, id DESC"
+    ).fetchall()
+    key_hash = db.execute_sql("SELECT value FROM settings WHERE key = 'dsmr_api_key_hash'").fetchone()
+    if not meters and key_hash is not None:
+        db.execute_sql(
+            "INSERT INTO dsmr_meters (meter, accepted_telegrams, duplicate_telegrams, reading_count,"
+            " rejected_telegrams) VALUES ('default', 0, 0, 0, 0)"
+        )
+        meters = [("default", False)]
+    names: set[str] = set()
+    for position, (meter, from_telegrams) in enumerate(meters):
+        name = LEGACY_INSTALLATION if position == 0 else meter
+        while name in names or (position > 0 and name == LEGACY_INSTALLATION):
+            name = f"{name}-2"[:128]
+        names.add(name)
+        DsmrInstallation.insert(
+            name=name,
+            meter=meter,
+            # A meter named `default` got readings whose telegrams named none.
+            equipment_id=meter if from_telegrams and meter != LEGACY_INSTALLATION else None,
+            key_hash=key_hash[0] if position == 0 and key_hash is not None else None,
+            key_created_at=now if position == 0 and key_hash is not None else None,
+            created_at=now,
+        ).execute()
+    if meters:
+        primary = meters[0][0]
+        db.execute_sql(
+            "UPDATE dsmr_meters SET rejected_telegrams ="
+            f" (SELECT value FROM dsmr_counters WHERE name = 'rejected_telegrams') WHERE meter = {db.param}",
+            (primary,),
+        )
+        columns = ", ".join(CONTRACT_COLUMNS)
+        for meter, _ in meters[1:]:
+            db.execute_sql(
+                f"INSERT INTO dsmr_energy_supplier_prices (meter, {columns})"
+                f" SELECT {db.param}, {columns} FROM dsmr_energy_supplier_prices WHERE meter = ''",
+                (meter,),
+            )
+        db.execute_sql(f"UPDATE dsmr_energy_supplier_prices SET meter = {db.param} WHERE meter = ''", (primary,))
+    db.execute_sql("DELETE FROM settings WHERE key = 'dsmr_api_key_hash'")
+
+
+CONTRACT_COLUMNS = (
+    "start",
+    '"end"',
+    "description",
+    "electricity_delivered_1_price",
+    "electricity_delivered_2_price",
+    "electricity_returned_1_price",
+    "electricity_returned_2_price",
+    "gas_price",
+    "fixed_daily_cost",
+)
+
+
 MIGRATIONS = [
     ("dsmr_0001_readings_statistics_prices_meters", _initial_schema),
     ("dsmr_0002_meter_reading_counts", _reading_counts),
+    ("dsmr_0003_installations", _installations),
 ]
