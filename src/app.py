@@ -25,7 +25,7 @@ from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from repository import db, migrations  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
-from validation import PARSED_BODY_KEY, validator_map  # noqa: E402
+from validation import PARSED_BODY_KEY, ControlCharacterPathGuard, validator_map  # noqa: E402
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 log = logging.getLogger("joi")
@@ -87,6 +87,8 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_api(
         "openapi.yaml",
         pythonic_params=True,
+        # Unknown query parameters and form fields answer 400 naming them (validation.py words it).
+        strict_validation=True,
         validate_responses=config.validate_responses,
         validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
@@ -97,6 +99,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.app.before_request(db.connect)
     app.app.teardown_request(lambda _error: db.close())
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
+    app.add_middleware(ControlCharacterPathGuard, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     errors.register(app)
     return app

@@ -225,7 +225,7 @@ def test_unknown_paths_are_404_and_wrong_methods_405(client):
 
 def test_a_bad_query_parameter_is_named_in_one_line(client):
     response = client.get("/price-plans/recommend/smart-meter-0?limit=0")
-    assert response.json()["detail"] == "query parameter 'limit': 0 is less than the minimum of 1"
+    assert response.json()["detail"] == "query parameter 'limit': must be at least 1 (got 0)"
 
 
 def test_a_body_that_is_not_declared_json_is_415_and_stores_nothing(client):
