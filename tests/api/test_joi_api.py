@@ -45,13 +45,33 @@ def test_posting_a_reading_again_replaces_its_value(client):
     assert client.get("/readings/read/m-1").json() == [{"time": 100, "reading": 1.0}, {"time": 200, "reading": 5.0}]
 
 
-def test_a_time_repeated_within_one_batch_keeps_the_last_value(client):
-    response = store(client, "m-1", [(100, 1.0), (100, 4.0)])
-    assert response.json()["electricityReadings"] == [{"time": 100, "reading": 4.0}]
+def test_a_time_repeated_within_one_batch_with_another_value_is_a_400_naming_it_and_stores_nothing(client):
+    store(client, "m-1", [(50, 0.5)])
+    response = store(client, "m-1", [(100, 1.0), (200, 2.0), (100, 4.0)])
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "electricityReadings[2].time"
+    assert response.json()["detail"].startswith("electricityReadings[2].time: 100 is also the time of")
+    assert client.get("/readings/read/m-1").json() == [{"time": 50, "reading": 0.5}]
+
+
+def test_a_time_repeated_within_one_batch_with_the_same_value_is_stored_once(client):
+    response = store(client, "m-1", [(100, 1.0), (200, 2.0), (100, 1.0)])
+    assert response.status_code == 200
+    assert response.json()["electricityReadings"] == [{"time": 100, "reading": 1.0}, {"time": 200, "reading": 2.0}]
+
+
+def test_the_flask_path_refuses_a_conflicting_repeat_as_the_fast_path_does(app):
+    from controllers.readings import store_readings
+    from domain.errors import InvalidInput
+
+    body = {"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": 1.0}, {"time": 1, "reading": 2.0}]}
+    with pytest.raises(InvalidInput, match="electricityReadings\\[1\\].time"):
+        store_readings(body, app.app.config["SETTINGS"])
 
 
 def test_a_batch_sent_out_of_order_is_answered_sorted_as_stored(client):
-    response = store(client, "m-1", [(300, 3.0), (100, 1.0), (300, 6.0), (200, 2.0)])
+    response = store(client, "m-1", [(300, 6.0), (100, 1.0), (300, 6.0), (200, 2.0)])
     assert response.json()["electricityReadings"] == [
         {"time": 100, "reading": 1.0},
         {"time": 200, "reading": 2.0},
