@@ -267,3 +267,55 @@ def test_a_store_goes_through_the_fast_path_and_its_answer_is_still_validated(cl
     response = client.post("/readings/store", json=SEED_BODY)
     assert response.status_code == 500
     assert "does not conform" in response.json()["detail"]
+
+
+def next_link(response) -> str | None:
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    url, rel = link.split(";", 1)
+    assert rel.strip() == 'rel="next"'
+    return url.strip().removeprefix("<").removesuffix(">")
+
+
+def test_without_limit_the_readings_are_one_plain_list_without_a_link(client):
+    store(client, "m-1", [(t, 1.0) for t in range(0, 600, 60)])
+    response = client.get("/readings/read/m-1")
+    assert len(response.json()) == 10
+    assert "link" not in response.headers
+
+
+def test_a_limit_pages_the_readings_and_the_next_links_walk_the_whole_history_once(client):
+    store(client, "m-1", [(t, t / 60) for t in range(0, 600, 60)])
+    url, pages = "/readings/read/m-1?limit=4", []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        pages.append([reading["time"] for reading in response.json()])
+        url = next_link(response)
+    assert pages == [[0, 60, 120, 180], [240, 300, 360, 420], [480, 540]]
+
+
+def test_the_next_link_keeps_the_window_and_the_limit(client):
+    store(client, "m-1", [(t, 1.0) for t in range(0, 600, 60)])
+    response = client.get("/readings/read/m-1?from=60&to=300&limit=2")
+    assert [reading["time"] for reading in response.json()] == [60, 120]
+    link = next_link(response)
+    assert link.startswith("http://") and "/readings/read/m-1?" in link
+    assert "from=60" in link and "to=300" in link and "limit=2" in link and "after=120" in link
+    last = client.get(next_link(client.get(link)))
+    assert [reading["time"] for reading in last.json()] == [300]
+    assert next_link(last) is None
+
+
+def test_a_page_that_ends_exactly_at_the_last_reading_has_no_next_link(client):
+    store(client, "m-1", [(0, 1.0), (60, 1.0)])
+    response = client.get("/readings/read/m-1?limit=2")
+    assert len(response.json()) == 2
+    assert next_link(response) is None
+
+
+def test_after_alone_answers_the_readings_after_that_time(client):
+    store(client, "m-1", [(0, 1.0), (60, 2.0), (120, 3.0)])
+    assert client.get("/readings/read/m-1?after=60").json() == [{"time": 120, "reading": 3.0}]
+    assert client.get("/readings/read/m-1?after=600").json() == []
