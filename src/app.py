@@ -8,14 +8,22 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
-import connexion
-import flask
-import orjson
-from connexion.frameworks.flask import FlaskJSONProvider
-from connexion.middleware import MiddlewarePosition
-from connexion.options import SwaggerUIOptions
+from starlette.exceptions import StarletteDeprecationWarning
+
+# Connexion imports starlette.testclient at import time (for FlaskApp.test_client), and Starlette warns
+# there that its test client wants httpx2 instead of httpx. The service never runs that client, so a
+# normal start must not print it; the tests use it with httpx, which works.
+warnings.filterwarnings("ignore", message=".*starlette.testclient.*httpx2", category=StarletteDeprecationWarning)
+
+import connexion  # noqa: E402
+import flask  # noqa: E402
+import orjson  # noqa: E402
+from connexion.frameworks.flask import FlaskJSONProvider  # noqa: E402
+from connexion.middleware import MiddlewarePosition  # noqa: E402
+from connexion.options import SwaggerUIOptions  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -106,5 +114,13 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
 
 
 if __name__ == "__main__":
+    # The seed's run command: like `make run` in one process (the demo week as `make run` decides).
+    import uvicorn
+
+    from demo import load_demo_when_wanted
+
     logging.basicConfig(level=logging.INFO)
-    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))
+    settings = Config.from_env()
+    application = create_app(settings)
+    log.info(load_demo_when_wanted(settings))
+    uvicorn.run(application, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))

@@ -1,18 +1,17 @@
-"""Operator commands: `python src/cli.py migrate|demo|rebuild-rollups|dsmr-key`."""
+"""Operator commands: `python src/cli.py migrate|prepare|demo|rebuild-rollups|dsmr-key`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app import prepare_database  # noqa: E402
 from config import Config  # noqa: E402
-from demo import load_demo_readings  # noqa: E402
+from demo import load_demo_when_wanted  # noqa: E402
 from domain.dsmr import generate_api_key, hash_api_key  # noqa: E402
 from repository import db  # noqa: E402
 from repository import dsmr as dsmr_repo  # noqa: E402
@@ -45,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="create or migrate the database (DATABASE_URL)")
-    commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent)")
+    commands.add_parser(
+        "prepare", help="migrate; load the demo week only into the default database (DEMO=1 anywhere, DEMO=0 never)"
+    )
+    commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent; DEMO=0 skips it)")
     commands.add_parser("rebuild-rollups", help="recompute every meter's hourly energy")
     key_command = commands.add_parser("dsmr-key", help="generate the DSMR API key, store its hash, print it once")
     key_command.add_argument("--rotate", action="store_true", help="replace the stored key (the old one stops working)")
@@ -54,9 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = Config.from_env()
     prepare_database(config)
-    if args.command == "demo":
-        loaded = load_demo_readings(int(time.time()), config.max_reading_gap_seconds)
-        print("demo readings loaded" if loaded else "demo readings already present")
+    if args.command in ("prepare", "demo"):
+        print(load_demo_when_wanted(config, asked=args.command == "demo"))
     elif args.command == "dsmr-key":
         return dsmr_key(config, rotate=args.rotate)
     elif args.command == "rebuild-rollups":
