@@ -319,3 +319,10 @@ def test_after_alone_answers_the_readings_after_that_time(client):
     store(client, "m-1", [(0, 1.0), (60, 2.0), (120, 3.0)])
     assert client.get("/readings/read/m-1?after=60").json() == [{"time": 120, "reading": 3.0}]
     assert client.get("/readings/read/m-1?after=600").json() == []
+
+
+def test_the_root_redirects_to_the_api_documentation(client):
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == "/ui/"
+    assert client.get("/").status_code == 200  # the Swagger UI itself
