@@ -95,7 +95,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_api(
         "openapi.yaml",
         pythonic_params=True,
-        # Unknown query parameters and form fields answer 400 naming them (validation.py words it).
+        # Unknown query parameters answer 400 naming them (form fields stay lenient: validation.py).
         strict_validation=True,
         validate_responses=config.validate_responses,
         validator_map=validator_map(),

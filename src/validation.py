@@ -205,20 +205,19 @@ class ConciseParameterValidator(ParameterValidator):
                     raise BadRequestProblem(detail=error)
 
 
-class NamedFormDataValidator(FormDataValidator):
-    """Form bodies under strict_validation: an unknown field is named along with the ones the form takes."""
+class LenientFormDataValidator(FormDataValidator):
+    """Form bodies keep DSMR-reader's rule under strict_validation: a field the form does not take is
+    ignored, as Django REST framework ignores it (a reading read from the API, `id` and all, can be
+    posted back) and as the same operations' JSON bodies ignore it. Only query parameters are strict."""
 
     def _validate_params_strictly(self, data: dict) -> None:
-        known = self._schema.get("properties", {}).keys()
-        unknown = set(data) - set(known)
-        if unknown:
-            raise BadRequestProblem(detail=unknown_names_message("form", unknown, known))
+        return None
 
 
 def validator_map() -> dict:
     body = dict(VALIDATOR_MAP["body"])
     body["*/*json"] = CompiledJSONBodyValidator
-    body["application/x-www-form-urlencoded"] = NamedFormDataValidator
+    body["application/x-www-form-urlencoded"] = LenientFormDataValidator
     return {**VALIDATOR_MAP, "parameter": ConciseParameterValidator, "body": MediaTypeDict(body)}
 
 

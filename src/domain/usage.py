@@ -1,4 +1,4 @@
-"""Energy from instantaneous kW samples (DESIGN.md §3).
+"""Energy from instantaneous kW samples.
 
 Between two consecutive samples the power is taken to change linearly, so the energy is the trapezoid
 (p1 + p2) / 2 * (t2 - t1) / 3600 kWh. A gap longer than the maximum carries no energy: it is reported,
