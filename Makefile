@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
-HOST ?= 0.0.0.0
+HOST ?= 127.0.0.1
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 
@@ -24,9 +24,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-## make run: install, migrate, load the demo week once, serve with uvicorn on $(PORT)
+## make run: install, migrate, load the demo week (default database only; DEMO=1/0), serve on $(HOST):$(PORT)
 run: install
-	$(BIN)/python src/cli.py demo
+	$(BIN)/python src/cli.py prepare
 	AUTO_MIGRATE=0 $(BIN)/uvicorn --app-dir src --factory app:create_app \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
 

@@ -278,7 +278,8 @@ def compare_samples(count: int, end: int) -> list[tuple[int, float]]:
 
 
 def independent_kwh(samples: list[tuple[int, float]], max_gap: int = MAX_GAP) -> float:
-    """The trapezoid rule over consecutive samples (DESIGN.md §3), written here without the service's code."""
+    """(p1 + p2) / 2 x dt / 3600 kWh per pair of consecutive samples, nothing across a gap longer than
+    max_gap: the service's rule, written here without the service's code."""
     kwh = 0.0
     for (t1, p1), (t2, p2) in zip(samples, samples[1:], strict=False):
         if 0 < t2 - t1 <= max_gap:

@@ -8,14 +8,22 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
-import connexion
-import flask
-import orjson
-from connexion.frameworks.flask import FlaskJSONProvider
-from connexion.middleware import MiddlewarePosition
-from connexion.options import SwaggerUIOptions
+from starlette.exceptions import StarletteDeprecationWarning
+
+# Connexion imports starlette.testclient at import time (for FlaskApp.test_client), and Starlette warns
+# there that its test client wants httpx2 instead of httpx. The service never runs that client, so a
+# normal start must not print it; the tests use it with httpx, which works.
+warnings.filterwarnings("ignore", message=".*starlette.testclient.*httpx2", category=StarletteDeprecationWarning)
+
+import connexion  # noqa: E402
+import flask  # noqa: E402
+import orjson  # noqa: E402
+from connexion.frameworks.flask import FlaskJSONProvider  # noqa: E402
+from connexion.middleware import MiddlewarePosition  # noqa: E402
+from connexion.options import SwaggerUIOptions  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -26,7 +34,7 @@ from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from repository import db, migrations  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
-from validation import PARSED_BODY_KEY, validator_map  # noqa: E402
+from validation import PARSED_BODY_KEY, ControlCharacterPathGuard, validator_map  # noqa: E402
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 log = logging.getLogger("joi")
@@ -88,6 +96,8 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_api(
         "openapi.yaml",
         pythonic_params=True,
+        # Unknown query parameters answer 400 naming them (form fields stay lenient: validation.py).
+        strict_validation=True,
         validate_responses=config.validate_responses,
         validator_map=validator_map(),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/ui"),
@@ -98,6 +108,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.app.before_request(db.connect)
     app.app.teardown_request(lambda _error: db.close())
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
+    app.add_middleware(ControlCharacterPathGuard, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     errors.register(app)
     warn_when_no_key_can_pass(config)
@@ -105,5 +116,13 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
 
 
 if __name__ == "__main__":
+    # The seed's run command: like `make run` in one process (the demo week as `make run` decides).
+    import uvicorn
+
+    from demo import load_demo_when_wanted
+
     logging.basicConfig(level=logging.INFO)
-    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))
+    settings = Config.from_env()
+    application = create_app(settings)
+    log.info(load_demo_when_wanted(settings))
+    uvicorn.run(application, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))

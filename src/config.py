@@ -18,6 +18,18 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _optional_flag(name: str) -> bool | None:
+    """1/0 (true/false, yes/no, on/off), or None when unset: the caller decides."""
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return None
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (or unset), not {value!r}")
+
+
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
@@ -26,7 +38,8 @@ def _int(name: str, default: int) -> int:
 @dataclass(frozen=True)
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
-    # Consecutive kW samples further apart than this carry no energy (DESIGN.md §3).
+    # Consecutive kW samples further apart than this carry no energy: a meter that was off, or a lost
+    # connection, is not billed as if it had drawn power all along.
     max_reading_gap_seconds: int = 3600
     max_readings_per_request: int = 10_000
     # Readings stamped further than this into the future are rejected as clock errors.
@@ -40,6 +53,9 @@ class Config:
     dsmr_api_key: str | None = None
     dsmr_verify_crc: bool = True
     dsmr_time_zone: str = "Europe/Amsterdam"
+    # The demo week (demo.py): True loads it into any database, False into none, None (DEMO unset) only
+    # into the embedded default database, never into one the user named with DATABASE_URL.
+    demo: bool | None = None
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -65,6 +81,7 @@ class Config:
             dsmr_api_key=os.environ.get("DSMR_API_KEY") or None,
             dsmr_verify_crc=_flag("DSMR_VERIFY_CRC", True),
             dsmr_time_zone=os.environ.get("DSMR_TIME_ZONE", "Europe/Amsterdam"),
+            demo=_optional_flag("DEMO"),
         )
         values.update(overrides)
         return cls(**values)

@@ -1,13 +1,18 @@
-"""Demo data for `make run`: a week of one-minute readings for each seeded meter, loaded once."""
+"""Demo data for `make run`: a week of one-minute readings for each seeded meter, loaded once.
+
+The price plans and the seeded accounts are not demo data: migrations put them in every database.
+"""
 
 from __future__ import annotations
 
 import math
 import random
+import time
 
+from config import DEFAULT_DATABASE_URL, Config
 from domain.usage import Reading
+from repository import db, settings
 from repository import readings as readings_repo
-from repository import settings
 
 DEMO_METERS = ("smart-meter-0", "smart-meter-1", "smart-meter-2", "smart-meter-3", "smart-meter-4")
 DEMO_SETTING = "demo_readings_loaded"
@@ -36,3 +41,26 @@ def load_demo_readings(now: int, max_gap: int) -> bool:
         readings_repo.store(meter_id, household_week(index, now), max_gap)
     settings.put(DEMO_SETTING, str(now))
     return True
+
+
+def demo_wanted(config: Config, *, asked: bool = False) -> bool:
+    """Whether the demo week goes into the configured database: DEMO=1 always, DEMO=0 never; DEMO
+    unset, only into the embedded default database (DATABASE_URL unset), or when `asked` (the explicit
+    `cli.py demo`). A database the user named never gets fake readings by default."""
+    if config.demo is not None:
+        return config.demo
+    return asked or config.database_url == DEFAULT_DATABASE_URL
+
+
+def load_demo_when_wanted(config: Config, *, asked: bool = False) -> str:
+    """Load the demo week if demo_wanted() says so, on a migrated database. Returns what happened."""
+    if not demo_wanted(config, asked=asked):
+        if config.demo is False:
+            return "demo readings not loaded (DEMO=0)"
+        return "demo readings not loaded: DATABASE_URL names your own database (DEMO=1 loads them there)"
+    db.connect()
+    try:
+        loaded = load_demo_readings(int(time.time()), config.max_reading_gap_seconds)
+    finally:
+        db.close()
+    return "demo readings loaded" if loaded else "demo readings already present"

@@ -6,7 +6,7 @@ import logging
 
 import orjson
 from connexion import FlaskApp
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 
@@ -14,6 +14,16 @@ from domain.errors import DomainError
 from repository.db import UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
+
+# No refusal repeats more of the request than this (validation.py already words its messages; this
+# bounds whatever else Connexion or a library puts in a detail).
+MAX_DETAIL_CHARS = 500
+V1_PREFIX = "/api/v1/datalogger/"
+
+
+def bounded(detail: str | None) -> str:
+    detail = str(detail or "")
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 3] + "..."
 
 
 def domain_error(request: ConnexionRequest, error: DomainError) -> ConnexionResponse:
@@ -35,17 +45,24 @@ def bad_request(request: ConnexionRequest, error: BadRequestProblem) -> Connexio
     """Requests Connexion refuses before a controller runs: DSMR-reader's paths answer in DSMR-reader's
     shapes (v1 plain text, v2 {"detail"}), every other path problem+json as usual."""
     path = request.url.path
-    if path.startswith("/api/v1/datalogger/"):
-        return ConnexionResponse(status_code=400, mimetype="text/plain", body=str(error.detail))
+    detail = bounded(error.detail)
+    if path.startswith(V1_PREFIX):
+        return ConnexionResponse(status_code=400, mimetype="text/plain", body=detail)
     if path.startswith("/api/v2/"):
-        return ConnexionResponse(
-            status_code=400, mimetype="application/json", body=orjson.dumps({"detail": error.detail})
-        )
-    return error.to_problem()
+        return ConnexionResponse(status_code=400, mimetype="application/json", body=orjson.dumps({"detail": detail}))
+    return problem(status=400, title=error.title, detail=detail)
+
+
+def unsupported_media_type(request: ConnexionRequest, error: UnsupportedMediaTypeProblem) -> ConnexionResponse:
+    """DSMR-reader's v1 answers plain text, its 415 too; elsewhere problem+json."""
+    if request.url.path.startswith(V1_PREFIX):
+        return ConnexionResponse(status_code=415, mimetype="text/plain", body=bounded(error.detail))
+    return problem(status=415, title=error.title, detail=bounded(error.detail))
 
 
 def register(app: FlaskApp) -> None:
     app.add_error_handler(DomainError, domain_error)
     app.add_error_handler(BadRequestProblem, bad_request)
+    app.add_error_handler(UnsupportedMediaTypeProblem, unsupported_media_type)
     for error_type in UNAVAILABLE_ERRORS:
         app.add_error_handler(error_type, database_unavailable)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlencode
+
+from flask import request
 
 from config import Config
 from controllers.context import now, settings
@@ -33,12 +36,31 @@ def store_readings(body: dict, config: Config) -> dict:
     return {"smartMeterId": meter_id, "electricityReadings": answer}
 
 
-def read(smart_meter_id: str, from_: int | None = None, to: int | None = None):
+def read(
+    smart_meter_id: str,
+    from_: int | None = None,
+    to: int | None = None,
+    limit: int | None = None,
+    after: int | None = None,
+):
+    """The seed's plain list; with `limit`, a page of it, and a `Link: <...>; rel="next"` header while
+    more readings follow (its `after` is the last time on this page: the next page is an index seek)."""
     check_window(from_, to)
-    samples = readings_repo.samples_between(smart_meter_id, from_, to)
+    start = from_ if after is None else max(after + 1, from_ or 0)
+    samples = readings_repo.samples_between(smart_meter_id, start, to, None if limit is None else limit + 1)
     if not samples:
         _refuse_unknown_or_p1_meter(smart_meter_id)
-    return json_response(_readings_json(samples))
+    headers = None
+    if limit is not None and len(samples) > limit:
+        samples = samples[:limit]
+        headers = {"Link": f'<{_page_after(samples[-1].time)}>; rel="next"'}
+    return json_response(_readings_json(samples), headers=headers)
+
+
+def _page_after(time: int) -> str:
+    """This request's URL with `after` moved to `time` (every other parameter kept)."""
+    query = {name: value for name, value in request.args.items() if name != "after"}
+    return f"{request.base_url}?{urlencode({**query, 'after': time})}"
 
 
 def _refuse_unknown_or_p1_meter(meter_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Price plans and what a meter's energy costs on each of them (DESIGN.md §3).
+"""Price plans and what a meter's energy costs on each of them.
 
 Cost = Σ energy × unit rate × the day-of-week multiplier in force + standing charge per local day.
 Energy arrives already split per local weekday (the repository sums hourly rollups in SQL), so a plan

@@ -1,4 +1,4 @@
-"""Energy from instantaneous kW samples (DESIGN.md §3).
+"""Energy from instantaneous kW samples.
 
 Between two consecutive samples the power is taken to change linearly, so the energy is the trapezoid
 (p1 + p2) / 2 * (t2 - t1) / 3600 kWh. A gap longer than the maximum carries no energy: it is reported,
@@ -84,12 +84,28 @@ class SampleColumns(NamedTuple):
 
     @classmethod
     def of(cls, times: list[int], values: list[float]) -> SampleColumns:
-        """The samples as stored: sorted by time, a repeated time keeping the value sent last."""
+        """The samples as stored: sorted by time, one per time. A time the batch repeats with the same
+        value is stored once; repeated with another value, the batch is refused (which one would be
+        the meter's reading cannot be known, and keeping either silently loses the other)."""
         if strictly_ascending(times):
             return cls(times, values)
         latest = dict(zip(times, values, strict=True))
+        if len(latest) < len(times):
+            _refuse_conflicting_repeats(times, values)
         ordered = sorted(latest)
         return cls(ordered, [latest[time] for time in ordered])
+
+
+def _refuse_conflicting_repeats(times: Sequence[int], values: Sequence[float]) -> None:
+    first_index: dict[int, int] = {}
+    for index, time in enumerate(times):
+        earlier = first_index.setdefault(time, index)
+        if earlier != index and values[earlier] != values[index]:
+            raise InvalidInput(
+                f"electricityReadings[{index}].time: {time} is also the time of electricityReadings[{earlier}], "
+                f"with another reading ({values[earlier]!r} and {values[index]!r}); send one reading per time",
+                field=f"electricityReadings[{index}].time",
+            )
 
 
 def usage(readings: Iterable[Reading], max_gap: int = DEFAULT_MAX_GAP_SECONDS) -> Usage:

@@ -325,7 +325,9 @@ def _insert_hours(meter_id: str, energy: Mapping[int, float]) -> None:
     )
 
 
-def _sample_rows(meter_id: str, start: int | None = None, end: int | None = None) -> list[tuple[int, float]]:
+def _sample_rows(
+    meter_id: str, start: int | None = None, end: int | None = None, limit: int | None = None
+) -> list[tuple[int, float]]:
     p = _param()
     meter_key = f"(SELECT meter_key FROM meters WHERE meter_id = {p})"
     sql = f'SELECT "time", reading FROM meter_samples WHERE meter_key = {meter_key}'
@@ -336,12 +338,18 @@ def _sample_rows(meter_id: str, start: int | None = None, end: int | None = None
     if end is not None:
         sql += f' AND "time" <= {p}'
         params.append(end)
-    return database.execute_sql(sql + ' ORDER BY "time"', params).fetchall()
+    sql += ' ORDER BY "time"'
+    if limit is not None:
+        sql += f" LIMIT {p}"
+        params.append(limit)
+    return database.execute_sql(sql, params).fetchall()
 
 
-def samples_between(meter_id: str, start: int | None = None, end: int | None = None) -> list[Reading]:
-    """The meter's samples with start <= time <= end, sorted by time."""
-    return list(map(Reading._make, _sample_rows(meter_id, start, end)))
+def samples_between(
+    meter_id: str, start: int | None = None, end: int | None = None, limit: int | None = None
+) -> list[Reading]:
+    """The meter's samples with start <= time <= end, sorted by time (the first `limit` of them)."""
+    return list(map(Reading._make, _sample_rows(meter_id, start, end, limit)))
 
 
 def period(meter_id: str) -> tuple[int, int] | None:

@@ -45,13 +45,33 @@ def test_posting_a_reading_again_replaces_its_value(client):
     assert client.get("/readings/read/m-1").json() == [{"time": 100, "reading": 1.0}, {"time": 200, "reading": 5.0}]
 
 
-def test_a_time_repeated_within_one_batch_keeps_the_last_value(client):
-    response = store(client, "m-1", [(100, 1.0), (100, 4.0)])
-    assert response.json()["electricityReadings"] == [{"time": 100, "reading": 4.0}]
+def test_a_time_repeated_within_one_batch_with_another_value_is_a_400_naming_it_and_stores_nothing(client):
+    store(client, "m-1", [(50, 0.5)])
+    response = store(client, "m-1", [(100, 1.0), (200, 2.0), (100, 4.0)])
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "electricityReadings[2].time"
+    assert response.json()["detail"].startswith("electricityReadings[2].time: 100 is also the time of")
+    assert client.get("/readings/read/m-1").json() == [{"time": 50, "reading": 0.5}]
+
+
+def test_a_time_repeated_within_one_batch_with_the_same_value_is_stored_once(client):
+    response = store(client, "m-1", [(100, 1.0), (200, 2.0), (100, 1.0)])
+    assert response.status_code == 200
+    assert response.json()["electricityReadings"] == [{"time": 100, "reading": 1.0}, {"time": 200, "reading": 2.0}]
+
+
+def test_the_flask_path_refuses_a_conflicting_repeat_as_the_fast_path_does(app):
+    from controllers.readings import store_readings
+    from domain.errors import InvalidInput
+
+    body = {"smartMeterId": "m-1", "electricityReadings": [{"time": 1, "reading": 1.0}, {"time": 1, "reading": 2.0}]}
+    with pytest.raises(InvalidInput, match="electricityReadings\\[1\\].time"):
+        store_readings(body, app.app.config["SETTINGS"])
 
 
 def test_a_batch_sent_out_of_order_is_answered_sorted_as_stored(client):
-    response = store(client, "m-1", [(300, 3.0), (100, 1.0), (300, 6.0), (200, 2.0)])
+    response = store(client, "m-1", [(300, 6.0), (100, 1.0), (300, 6.0), (200, 2.0)])
     assert response.json()["electricityReadings"] == [
         {"time": 100, "reading": 1.0},
         {"time": 200, "reading": 2.0},
@@ -225,7 +245,7 @@ def test_unknown_paths_are_404_and_wrong_methods_405(client):
 
 def test_a_bad_query_parameter_is_named_in_one_line(client):
     response = client.get("/price-plans/recommend/smart-meter-0?limit=0")
-    assert response.json()["detail"] == "query parameter 'limit': 0 is less than the minimum of 1"
+    assert response.json()["detail"] == "query parameter 'limit': must be at least 1 (got 0)"
 
 
 def test_a_body_that_is_not_declared_json_is_415_and_stores_nothing(client):
@@ -247,3 +267,62 @@ def test_a_store_goes_through_the_fast_path_and_its_answer_is_still_validated(cl
     response = client.post("/readings/store", json=SEED_BODY)
     assert response.status_code == 500
     assert "does not conform" in response.json()["detail"]
+
+
+def next_link(response) -> str | None:
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    url, rel = link.split(";", 1)
+    assert rel.strip() == 'rel="next"'
+    return url.strip().removeprefix("<").removesuffix(">")
+
+
+def test_without_limit_the_readings_are_one_plain_list_without_a_link(client):
+    store(client, "m-1", [(t, 1.0) for t in range(0, 600, 60)])
+    response = client.get("/readings/read/m-1")
+    assert len(response.json()) == 10
+    assert "link" not in response.headers
+
+
+def test_a_limit_pages_the_readings_and_the_next_links_walk_the_whole_history_once(client):
+    store(client, "m-1", [(t, t / 60) for t in range(0, 600, 60)])
+    url, pages = "/readings/read/m-1?limit=4", []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        pages.append([reading["time"] for reading in response.json()])
+        url = next_link(response)
+    assert pages == [[0, 60, 120, 180], [240, 300, 360, 420], [480, 540]]
+
+
+def test_the_next_link_keeps_the_window_and_the_limit(client):
+    store(client, "m-1", [(t, 1.0) for t in range(0, 600, 60)])
+    response = client.get("/readings/read/m-1?from=60&to=300&limit=2")
+    assert [reading["time"] for reading in response.json()] == [60, 120]
+    link = next_link(response)
+    assert link.startswith("http://") and "/readings/read/m-1?" in link
+    assert "from=60" in link and "to=300" in link and "limit=2" in link and "after=120" in link
+    last = client.get(next_link(client.get(link)))
+    assert [reading["time"] for reading in last.json()] == [300]
+    assert next_link(last) is None
+
+
+def test_a_page_that_ends_exactly_at_the_last_reading_has_no_next_link(client):
+    store(client, "m-1", [(0, 1.0), (60, 1.0)])
+    response = client.get("/readings/read/m-1?limit=2")
+    assert len(response.json()) == 2
+    assert next_link(response) is None
+
+
+def test_after_alone_answers_the_readings_after_that_time(client):
+    store(client, "m-1", [(0, 1.0), (60, 2.0), (120, 3.0)])
+    assert client.get("/readings/read/m-1?after=60").json() == [{"time": 120, "reading": 3.0}]
+    assert client.get("/readings/read/m-1?after=600").json() == []
+
+
+def test_the_root_redirects_to_the_api_documentation(client):
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == "/ui/"
+    assert client.get("/").status_code == 200  # the Swagger UI itself

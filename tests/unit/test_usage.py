@@ -111,8 +111,15 @@ def test_samples_sent_in_time_order_are_stored_as_sent():
     assert stored.times is times and stored.values is values
 
 
-def test_samples_out_of_order_are_sorted_and_a_repeated_time_keeps_the_value_sent_last():
-    assert SampleColumns.of([5, 1, 5, 3], [1.0, 2.0, 9.0, 4.0]) == SampleColumns([1, 3, 5], [2.0, 4.0, 9.0])
+def test_samples_out_of_order_are_sorted_and_a_time_repeated_with_its_value_is_kept_once():
+    assert SampleColumns.of([5, 1, 5, 3], [9.0, 2.0, 9.0, 4.0]) == SampleColumns([1, 3, 5], [2.0, 4.0, 9.0])
+
+
+def test_a_time_repeated_with_another_value_is_refused_naming_both_readings():
+    with pytest.raises(InvalidInput) as error:
+        SampleColumns.of([5, 1, 3, 5], [1.0, 2.0, 4.0, 9.0])
+    assert error.value.field == "electricityReadings[3].time"
+    assert "5 is also the time of electricityReadings[0]" in error.value.detail
 
 
 def reference_energy_by_hour(samples, max_gap, start, end):

@@ -39,11 +39,11 @@ def test_the_compiled_validator_is_built_once_per_schema():
 def test_an_error_names_the_path_to_the_offending_value():
     with pytest.raises(BadRequestProblem) as error:
         validator()._validate({"items": [{"v": 1}, {"v": -1}]})
-    assert error.value.detail == "items[1].v: -1 is less than the minimum of 0"
+    assert error.value.detail == "items[1].v: must be at least 0 (got -1)"
 
 
 def test_an_unknown_property_is_refused():
-    with pytest.raises(BadRequestProblem, match="Additional properties"):
+    with pytest.raises(BadRequestProblem, match="unknown field\\(s\\) .surprise."):
         validator()._validate({"items": [], "surprise": 1})
 
 
