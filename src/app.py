@@ -20,6 +20,8 @@ from connexion.options import SwaggerUIOptions
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import errors  # noqa: E402
+import mqtt_publisher  # noqa: E402
+import observability  # noqa: E402
 from config import Config  # noqa: E402
 from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
@@ -79,6 +81,7 @@ logging.getLogger("connexion.operations.openapi3").addFilter(_DropContentTypeNot
 
 def create_app(config: Config | None = None) -> connexion.FlaskApp:
     config = config or Config.from_env()
+    observability.configure_logging(config)
     if config.auto_migrate:
         prepare_database(config)
     else:
@@ -99,9 +102,10 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     errors.register(app)
+    observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)
+    mqtt_publisher.configure(config)
     return app
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
     create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import ingest_events
 from controllers.context import settings
 from controllers.dsmr_common import plain_text, time_zone, v1_operation
 from domain.dsmr import check_telegram_text, reading_from_telegram, resolve_meter, telegram_facts
@@ -25,6 +26,8 @@ def create_reading(body: dict | None = None):
         reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters))
     except DomainError:
         dsmr_repo.count_rejected_telegram()
+        ingest_events.dsmr_telegram_rejected()
         raise
-    dsmr_repo.store_reading(reading, time_zone(), telegram_facts(telegram, reading, text))
+    stored = dsmr_repo.store_reading(reading, time_zone(), telegram_facts(telegram, reading, text))
+    ingest_events.dsmr_telegram_stored(stored, time_zone())
     return plain_text("", 201)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import ingest_events
 from config import PROJECT_ROOT
 from controllers.context import settings
 from controllers.dsmr_common import (
@@ -45,6 +46,7 @@ def create_reading(body: dict | None = None):
     )
     reading = replace(reading, meter=resolve_meter(reading.meter, dsmr_repo.known_meters))
     stored = dsmr_repo.store_reading(reading, tz)
+    ingest_events.dsmr_reading_stored(stored, reading, tz)
     if not stored.created and not stored.reading.value.same_values(reading):
         raise Conflict(
             f"meter {reading.meter} already has another reading at {reading.timestamp.isoformat()}; nothing was changed"
