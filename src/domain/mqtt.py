@@ -75,8 +75,8 @@ def entity_id(*parts: str) -> str:
 
 
 def slug(text: str) -> str:
-    """`Energy (kWh)` -> `energy_kwh`."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "value"
+    """`Energy (kWh)` -> `energy_kwh`, `Volume (m^3)` -> `volume_m3`."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower().replace("^", "").replace("³", "3")).strip("_") or "value"
 
 
 def number_text(value: Decimal | float | int) -> str:
