@@ -79,6 +79,7 @@ class MqttPublisher:
         self._announced: set[str] = set()
         self._generations: dict[str, int] = {}
         self._counter = itertools.count(1)
+        self._stopping = False
         self._client = self._make_client(min_reconnect_delay, max_reconnect_delay)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
@@ -109,6 +110,7 @@ class MqttPublisher:
         with contextlib.suppress(queue.Full):
             self._queue.put(_STOP, timeout=timeout)
         self._thread.join(timeout)
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
         metrics.MQTT_CONNECTED.set(0)
@@ -189,7 +191,7 @@ class MqttPublisher:
         was_connected = self._connected.is_set()
         self._connected.clear()
         metrics.MQTT_CONNECTED.set(0)
-        if was_connected:
+        if was_connected and not self._stopping:
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.settings.where(), reason_code)
 
     def _on_message(self, _client, _userdata, message) -> None:
