@@ -112,8 +112,16 @@ _REDACTIONS = (
 _SECRET_FIELD = re.compile(rf"(?i){_SECRET_WORDS}")
 
 
+# Every secret the patterns find contains one of these: a line without any (most lines, e.g. every access
+# line) skips the patterns, which cost ~0.2 ms per line.
+_HINTS = ("auth", "key", "token", "secret", "passw", "pwd", "bearer", "://")
+
+
 def redact(text: str) -> str:
     """The text with every token, key, password and credential replaced by [REDACTED]."""
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _HINTS):
+        return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
@@ -132,8 +140,14 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {name: value for name, value in vars(record).items() if name not in _RECORD_FIELDS}
 
 
+_second: list = [None, ""]  # the last whole second formatted, and its text: most lines share one
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    whole = int(record.created)
+    if _second[0] != whole:
+        _second[:] = [whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
+    return f"{_second[1]}.{int(record.msecs):03d}Z"
 
 
 class TextFormatter(logging.Formatter):

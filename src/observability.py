@@ -11,6 +11,7 @@ sure that dict exists before routing and reads the operation from it once the an
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -51,6 +52,16 @@ def _sent_request_id(scope: Scope) -> str | None:
     return None
 
 
+@functools.cache
+def _series(operation: str, status: int):
+    """The labelled children, looked up once per (operation, status): both label sets are bounded, and
+    `labels()` costs a lock and a dict lookup (~4 us) per call."""
+    return (
+        metrics.HTTP_REQUESTS.labels(operation=operation, status=str(status)),
+        metrics.HTTP_DURATION.labels(operation=operation),
+    )
+
+
 class RequestObservation:
     def __init__(self, next_app: ASGIApp, *, count_metrics: bool = True, log_access: bool = True) -> None:
         self.next_app = next_app
@@ -84,24 +95,31 @@ class RequestObservation:
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         operation = operation_label(scope)
         if self.count_metrics:
-            metrics.HTTP_REQUESTS.labels(operation=operation, status=str(status)).inc()
-            metrics.HTTP_DURATION.labels(operation=operation).observe(seconds)
+            counter, histogram = _series(operation, status)
+            counter.inc()
+            histogram.observe(seconds)
         if self.log_access and access_log.isEnabledFor(logging.INFO):
             milliseconds = round(seconds * 1000, 1)
-            access_log.info(
+            method, path = scope.get("method"), scope.get("path")
+            fields = {
+                "method": method,
+                "path": path,
+                "operation": operation,
+                "status": status,
+                "duration_ms": milliseconds,
+            }
+            # makeRecord + handle is what .info() does, without walking the stack for the caller (~5 us)
+            record = access_log.makeRecord(
+                access_log.name,
+                logging.INFO,
+                __file__,
+                0,
                 "%s %s %d %.1f ms",
-                scope.get("method"),
-                scope.get("path"),
-                status,
-                milliseconds,
-                extra={
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "operation": operation,
-                    "status": status,
-                    "duration_ms": milliseconds,
-                },
+                (method, path, status, milliseconds),
+                None,
+                extra=fields,
             )
+            access_log.handle(record)
 
 
 def configure_logging(config: Config) -> None:
