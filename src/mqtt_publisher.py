@@ -21,6 +21,7 @@ import queue
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
@@ -34,6 +35,8 @@ from domain.mqtt import Publication, discovery_message
 log = logging.getLogger("joi.mqtt")
 
 _STOP = object()
+# Coalesced events (today's DSMR consumption: ~25 indexed reads per meter) are built at most this often.
+COALESCE_SECONDS = 10.0
 # Sensors announced per connection are remembered up to this many, then announced again.
 MAX_ANNOUNCED = 100_000
 
@@ -80,6 +83,9 @@ class MqttPublisher:
         self._generations: dict[str, int] = {}
         self._counter = itertools.count(1)
         self._stopping = False
+        # coalesced events that ran less than their interval ago wait here: key -> (build, args)
+        self._deferred: dict[str, tuple[Callable[..., Publication], tuple]] = {}
+        self._last_run: dict[str, float] = {}
         self._client = self._make_client(min_reconnect_delay, max_reconnect_delay)
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
@@ -124,7 +130,8 @@ class MqttPublisher:
     # --- the request side ---
 
     def submit(self, build: Callable[..., Publication], args: tuple, coalesce: str | None = None) -> None:
-        """Queue an event; never blocks. With `coalesce`, only the newest queued event of that key is built."""
+        """Queue an event; never blocks. With `coalesce`, only the newest queued event of that key is built,
+        and at most once per COALESCE_SECONDS (a later one waits for the interval to end)."""
         generation = 0
         if coalesce is not None:
             generation = next(self._counter)
@@ -138,16 +145,34 @@ class MqttPublisher:
 
     def _run(self) -> None:
         while True:
-            event = self._queue.get()
+            try:
+                event = self._queue.get(timeout=0.5 if self._deferred else None)
+            except queue.Empty:
+                event = None
             if event is _STOP:
                 return
-            build, args, coalesce, generation = event
-            if coalesce is not None and self._generations.get(coalesce) != generation:
-                continue  # a newer event of the same key is queued: it publishes the same, fresher
-            if not self._connected.is_set():
-                metrics.MQTT_DROPPED.labels(reason="disconnected").inc()
-                continue
-            self._publish_event(build, args)
+            if event is not None:
+                build, args, coalesce, generation = event
+                if coalesce is None:
+                    self._deliver(build, args)
+                elif self._generations.get(coalesce) == generation:  # else a newer one of the key is queued
+                    self._deferred[coalesce] = (build, args)
+            self._run_due_deferred()
+
+    def _run_due_deferred(self) -> None:
+        now = time.monotonic()
+        for key in [
+            key for key in self._deferred if now - self._last_run.get(key, -COALESCE_SECONDS) >= COALESCE_SECONDS
+        ]:
+            build, args = self._deferred.pop(key)
+            self._last_run[key] = now
+            self._deliver(build, args)
+
+    def _deliver(self, build: Callable[..., Publication], args: tuple) -> None:
+        if not self._connected.is_set():
+            metrics.MQTT_DROPPED.labels(reason="disconnected").inc()
+            return
+        self._publish_event(build, args)
 
     def _publish_event(self, build: Callable[..., Publication], args: tuple) -> None:
         try:
