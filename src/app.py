@@ -28,6 +28,8 @@ from connexion.options import SwaggerUIOptions  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import errors  # noqa: E402
+import mqtt_publisher  # noqa: E402
+import observability  # noqa: E402
 from config import Config  # noqa: E402
 from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
 from fastpath import ReadingsStoreFastPath  # noqa: E402
@@ -88,6 +90,7 @@ logging.getLogger("connexion.operations.openapi3").addFilter(_DropContentTypeNot
 
 def create_app(config: Config | None = None) -> connexion.FlaskApp:
     config = config or Config.from_env()
+    observability.configure_logging(config)
     if config.auto_migrate:
         prepare_database(config)
     else:
@@ -112,6 +115,8 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     errors.register(app)
     warn_when_no_key_can_pass(config)
+    observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)
+    mqtt_publisher.configure(config)
     return app
 
 
@@ -121,7 +126,6 @@ if __name__ == "__main__":
 
     from demo import load_demo_when_wanted
 
-    logging.basicConfig(level=logging.INFO)
     settings = Config.from_env()
     application = create_app(settings)
     log.info(load_demo_when_wanted(settings))

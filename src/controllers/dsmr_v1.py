@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import ingest_events
 from controllers.context import settings
 from controllers.dsmr_common import plain_text, time_zone, v1_operation
 from domain.dsmr import (
@@ -29,9 +30,11 @@ def create_reading(installation: Installation, body: dict | None = None):
         )
         check_telegram_meter(installation, reading.meter)
         facts = telegram_facts(telegram, reading, text)
-        dsmr_repo.store_reading(installation, reading, time_zone(), facts, telegram_meter=reading.meter)
+        stored = dsmr_repo.store_reading(installation, reading, time_zone(), facts, telegram_meter=reading.meter)
     except DomainError:
         # Refused telegrams count in meter statistics; nothing else changed (the store rolled back).
         dsmr_repo.count_rejected_telegram(installation)
+        ingest_events.dsmr_telegram_rejected()
         raise
+    ingest_events.dsmr_telegram_stored(installation, stored, time_zone())
     return plain_text("", 201)

@@ -8,6 +8,7 @@ import tomllib
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import ingest_events
 from config import PROJECT_ROOT
 from controllers.context import settings
 from controllers.dsmr_common import (
@@ -32,7 +33,7 @@ from domain.dsmr import (
     prices_from_fields,
     reading_from_fields,
 )
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.statistics import consumption_today
 from repository import dsmr as dsmr_repo
 
@@ -44,7 +45,12 @@ def create_reading(installation: Installation, body: dict | None = None):
         body or {}, tz, now=datetime.now(UTC), max_future_skew=settings().max_future_skew_seconds
     )
     check_named_meter(installation, reading.meter)
-    stored = dsmr_repo.store_reading(installation, reading, tz)
+    try:
+        stored = dsmr_repo.store_reading(installation, reading, tz)
+    except Conflict:
+        ingest_events.dsmr_reading_conflict()
+        raise
+    ingest_events.dsmr_reading_stored(installation, stored, tz)
     meter = installation.joi_meter_id
     return json_response(reading_json(stored.reading.id, stored.reading.value, tz, local=True, meter=meter), 201)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Response
 
+import ingest_events
 from controllers.responses import json_response
 from domain.errors import InvalidInput
 from domain.oms import export_rows, iter_csv_lines, manufacturer_code, message_from_json
@@ -19,13 +20,15 @@ STREAM_BLOCK_BYTES = 64 * 1024
 
 
 def commit(body: dict):
-    oms_repo.store_message(message_from_json(body))
+    message = message_from_json(body)
+    ingest_events.oms_message_stored(message, new=oms_repo.store_message(message))
     return Response(COMMITTED, status=200, mimetype="text/plain")
 
 
 def export(since: str | None = None, until: str | None = None, manufacturer: str = "number"):
     window_start, window_end = _window(since, until)
     messages = oms_repo.latest_messages(window_start, window_end)
+    ingest_events.oms_export_started()
     rows = (row for message in messages for row in export_rows(message.device, message))
     lines = iter_csv_lines(rows, manufacturer_as_flag=manufacturer == "flag")
     return Response(

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from flask import request
 
+import ingest_events
 from config import Config
 from controllers.context import now, settings
 from controllers.responses import json_response
@@ -31,6 +32,7 @@ def store_readings(body: dict, config: Config) -> dict:
     check_readings(times, values, now=now(), max_future_skew=config.max_future_skew_seconds)
     stored = SampleColumns.of(times, values)
     readings_repo.store_columns(meter_id, stored, config.max_reading_gap_seconds)
+    ingest_events.joi_readings_stored(meter_id, stored)
     # What was sent in time order without repeats is exactly what was stored, so it is its own answer.
     answer = sent if stored.times is times else _readings_json(zip(*stored, strict=True))
     return {"smartMeterId": meter_id, "electricityReadings": answer}
