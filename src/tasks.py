@@ -136,7 +136,7 @@ class Scheduler:
         was_holding = self.holds_lease()
         self._next_renewal = now + self.lease_seconds / 3
         try:
-            with _connection():
+            with database_connection():
                 held = leases.try_acquire(SCHEDULER_LEASE, self.holder, self.lease_seconds)
         except db.UNAVAILABLE_ERRORS as error:
             log.warning("scheduler lease could not be renewed: %s", error)
@@ -162,13 +162,13 @@ class Scheduler:
 
     def release(self) -> None:
         if self._holding_until:
-            with contextlib.suppress(*db.UNAVAILABLE_ERRORS), _connection():
+            with contextlib.suppress(*db.UNAVAILABLE_ERRORS), database_connection():
                 leases.release(SCHEDULER_LEASE, self.holder)
             self._holding_until = 0.0
 
 
 @contextlib.contextmanager
-def _connection():
+def databasedatabase_connection():
     """A database connection for this thread for the duration; closed after only if opened here
     (in immediate mode a task runs inside a web request that keeps its own)."""
     opened = db.database.is_closed()
@@ -202,7 +202,7 @@ def start_worker_process() -> None:
         _process_state["pid"] = os.getpid()
         db.open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         if settings.auto_migrate:
-            with _connection():
+            with database_connection():
                 migrations.migrate()
         scheduler = Scheduler(periodic_jobs(), worker_holder_name(), settings.scheduler_lease_seconds)
         stop = threading.Event()
