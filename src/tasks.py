@@ -168,7 +168,7 @@ class Scheduler:
 
 
 @contextlib.contextmanager
-def databasedatabase_connection():
+def database_connection():
     """A database connection for this thread for the duration; closed after only if opened here
     (in immediate mode a task runs inside a web request that keeps its own)."""
     opened = db.database.is_closed()
