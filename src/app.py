@@ -23,6 +23,7 @@ import errors  # noqa: E402
 from config import Config  # noqa: E402
 from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
+from paths import PathAliases  # noqa: E402
 from repository import db, migrations  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
 from validation import PARSED_BODY_KEY, validator_map  # noqa: E402
@@ -98,6 +99,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.app.teardown_request(lambda _error: db.close())
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
+    app.add_middleware(PathAliases, position=MiddlewarePosition.BEFORE_SWAGGER)
     errors.register(app)
     return app
 

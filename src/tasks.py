@@ -222,3 +222,26 @@ def stop_worker_process() -> None:
         stop.set()
         _process_state["thread"].join(timeout=5)
         _process_state["scheduler"].release()
+
+
+# --- Mailings ------------------------------------------------------------------------------------
+
+
+@huey.task()
+def dispatch_mailings() -> None:
+    """Make, expire, claim and send due mailing messages (mailing_dispatch.Dispatcher.run_round)."""
+    import mailing_dispatch
+
+    mailing_dispatch.dispatcher(settings).run_round()
+
+
+@huey.task()
+def send_mailing_report() -> None:
+    """The daily e-mail with yesterday's mailing statistics, once per deployment and day."""
+    import mailing_dispatch
+
+    mailing_dispatch.send_daily_report(settings, mailing_dispatch.utcnow(), worker_holder_name())
+
+
+every(settings.mailing_dispatch_seconds, dispatch_mailings)
+every(60, send_mailing_report)

@@ -15,12 +15,13 @@ from playhouse.migrate import SchemaMigrator
 
 from repository.db import database
 from repository.migrations import dsmr, joi, oms
+from repository.migrations import mailings
 from repository.migrations import tasks as tasks_migrations
 
 Migration = tuple[str, Callable[[SchemaMigrator, peewee.Database], None]]
 
 # Areas in the order they were introduced; a new area appends its module here.
-AREAS = [joi, oms, dsmr, tasks_migrations]
+AREAS = [joi, oms, dsmr, tasks_migrations, mailings]
 
 
 class AppliedMigration(peewee.Model):
