@@ -47,6 +47,8 @@ from repository import mailings as mailings_repo
 from repository.mailings import ClaimedMessage
 
 log = logging.getLogger("joi.mailings")
+# httpx logs every request at INFO without the ids; the dispatcher logs each attempt itself.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CLAIM_MARGIN_SECONDS = 10.0
 # A request with less time than this before its deadline is not started.

@@ -19,6 +19,12 @@ from repository import mailings as mailings_repo
 log = logging.getLogger("joi.mailings")
 
 
+def _no_content() -> Response:
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # a 204 has no body, so no media type
+    return response
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -93,7 +99,7 @@ def update_client(id_: int, body: dict):
 def delete_client(id_: int):
     dropped = mailings_repo.delete_client(id_)
     log.info("client_id=%d deleted with %d unsent messages", id_, dropped)
-    return Response(status=204)
+    return _no_content()
 
 
 # --- Mailings --------------------------------------------------------------------------------------
@@ -134,7 +140,7 @@ def update_mailing(id_: int, body: dict):
 def delete_mailing(id_: int):
     mailings_repo.delete_mailing(id_, _now())
     log.info("mailing_id=%d deleted", id_)
-    return Response(status=204)
+    return _no_content()
 
 
 def list_messages(id_: int, limit: int = 100, offset: int = 0, status: str | None = None):
