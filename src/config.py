@@ -100,7 +100,13 @@ class Config:
         if not 1 <= self.send_concurrency <= 1000:
             raise ValueError("SEND_CONCURRENCY must be between 1 and 1000")
         hours, _, minutes = self.mailing_report_at.partition(":")
-        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
+        if not (
+            len(hours) == len(minutes) == 2
+            and hours.isdigit()
+            and minutes.isdigit()
+            and int(hours) < 24
+            and int(minutes) < 60
+        ):
             raise ValueError(f"MAILING_REPORT_AT must be HH:MM (UTC), not {self.mailing_report_at!r}")
         if self.smtp_url and urlparse(self.smtp_url).scheme not in {"smtp", "smtps", "smtp+starttls"}:
             raise ValueError("SMTP_URL must start with smtp://, smtps:// or smtp+starttls://")

@@ -44,7 +44,7 @@ from domain.mailings import (
 )
 from repository import db, leases
 from repository import mailings as mailings_repo
-from repository.mailings import ClaimedMessage
+from repository.mailings import ClaimedMessage, Outcome
 
 log = logging.getLogger("joi.mailings")
 # httpx logs every request at INFO without the ids; the dispatcher logs each attempt itself.
@@ -56,6 +56,7 @@ MIN_REQUEST_SECONDS = 0.05
 # Inside a long round, new messages are made and ended mailings expired this often.
 UPKEEP_SECONDS = 2.0
 DB_THREADS = 4
+RECORD_BATCH = 200
 REPORT_LEASE_SECONDS = 2 * 86_400
 SMTP_TIMEOUT_SECONDS = 30
 
@@ -105,6 +106,8 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._loop.run_forever, name="joi-mailings-loop", daemon=True)
         self._thread.start()
         self._client: httpx.AsyncClient | None = None
+        self._unrecorded: list[tuple[Outcome, asyncio.Future]] = []
+        self._recording = False
 
     # --- entry point (called from a worker thread) ---
 
@@ -129,7 +132,9 @@ class Dispatcher:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"Authorization": f"Bearer {self.settings.send_api_token}"} if self.settings.send_api_token else {}
+            headers = (
+                {"Authorization": f"Bearer {self.settings.send_api_token}"} if self.settings.send_api_token else {}
+            )
             concurrency = self.settings.send_concurrency
             self._client = httpx.AsyncClient(
                 headers=headers,
@@ -203,26 +208,57 @@ class Dispatcher:
             return
         outcome = await self._send(message, budget)
         finished = utcnow()
+        attempts = message.attempts + 1
         if outcome.ok:
-            recorded = await self._db(mailings_repo.record_sent, message, client.phone, now, finished)
+            recorded = await self._record(Outcome(message, client.phone, now, sent_at=finished))
             result.sent += recorded
-            log.info("%s SENT attempt=%d answer=%s", _ids(message), message.attempts + 1, outcome.detail)
+            log.info("%s SENT attempt=%d answer=%s", _ids(message), attempts, outcome.detail)
         else:
-            attempts = message.attempts + 1
-            delay = retry_delay_seconds(attempts, self.settings.send_retry_base_seconds, self.settings.send_retry_max_seconds)
+            delay = retry_delay_seconds(
+                attempts, self.settings.send_retry_base_seconds, self.settings.send_retry_max_seconds
+            )
             retry_at = next_window_opening(finished + timedelta(seconds=delay), window, client.timezone)
-            recorded = await self._db(mailings_repo.record_failure, message, client.phone, now, outcome.detail, retry_at)
+            recorded = await self._record(Outcome(message, client.phone, now, error=outcome.detail, retry_at=retry_at))
             result.failed += recorded
             log.info(
-                "%s FAILED attempt=%d error=%s retry_at=%s", _ids(message), attempts, outcome.detail, retry_at.isoformat()
+                "%s FAILED attempt=%d error=%s retry_at=%s",
+                _ids(message),
+                attempts,
+                outcome.detail,
+                retry_at.isoformat(),
             )
         if not recorded:
             log.warning("%s: the claim was lost before the outcome was recorded", _ids(message))
 
+    async def _record(self, outcome: Outcome) -> bool:
+        """Record the outcome as soon as possible: the outcomes that arrive while a record transaction
+        runs share the next one (one commit for many messages)."""
+        future = self._loop.create_future()
+        self._unrecorded.append((outcome, future))
+        if not self._recording:
+            self._recording = True
+            self._loop.create_task(self._flush_records())
+        return await future
+
+    async def _flush_records(self) -> None:
+        try:
+            while self._unrecorded:
+                batch, self._unrecorded = self._unrecorded[:RECORD_BATCH], self._unrecorded[RECORD_BATCH:]
+                try:
+                    results = await self._db(mailings_repo.record_outcomes, [outcome for outcome, _ in batch])
+                except Exception as error:  # noqa: BLE001 - each waiting send gets the error
+                    for _, future in batch:
+                        future.set_exception(error)
+                    continue
+                for (_, future), recorded in zip(batch, results, strict=True):
+                    future.set_result(recorded)
+        finally:
+            self._recording = False
+
     async def _send(self, message: ClaimedMessage, budget: float) -> SendOutcome:
         url = f"{self.settings.send_api_url.rstrip('/')}/send/{message.id}"
         body = {"id": message.id, "phone": int(message.client.phone), "text": message.mailing.text}
-        log.info("%s POST %s phone=%s timeout=%.2fs", _ids(message), url, message.client.phone, budget)
+        log.debug("%s POST %s phone=%s timeout=%.2fs", _ids(message), url, message.client.phone, budget)
         try:
             async with asyncio.timeout(budget):
                 response = await self._http().post(url, json=body, timeout=budget)

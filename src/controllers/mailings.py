@@ -77,7 +77,13 @@ def _page(results: list, total: int, limit: int, offset: int) -> dict:
 
 def create_client(body: dict):
     client = mailings_repo.create_client(client_from_json(body))
-    log.info("client_id=%d created: phone=%s operator_code=%s tag=%s", client.id, client.phone, client.operator_code, client.tag)
+    log.info(
+        "client_id=%d created: phone=%s operator_code=%s tag=%s",
+        client.id,
+        client.phone,
+        client.operator_code,
+        client.tag,
+    )
     return json_response(_client_json(client), status=201)
 
 
@@ -92,7 +98,13 @@ def get_client(id_: int):
 
 def update_client(id_: int, body: dict):
     client = mailings_repo.update_client(client_from_json(body, client_id=id_))
-    log.info("client_id=%d updated: phone=%s operator_code=%s tag=%s", client.id, client.phone, client.operator_code, client.tag)
+    log.info(
+        "client_id=%d updated: phone=%s operator_code=%s tag=%s",
+        client.id,
+        client.phone,
+        client.operator_code,
+        client.tag,
+    )
     return json_response(_client_json(client))
 
 
@@ -133,7 +145,12 @@ def get_mailing(id_: int):
 
 def update_mailing(id_: int, body: dict):
     mailing = mailings_repo.update_mailing(mailing_from_json(body, mailing_id=id_), _now())
-    log.info("mailing_id=%d updated: start_time=%s end_time=%s", id_, _utc_text(mailing.start_time), _utc_text(mailing.end_time))
+    log.info(
+        "mailing_id=%d updated: start_time=%s end_time=%s",
+        id_,
+        _utc_text(mailing.start_time),
+        _utc_text(mailing.end_time),
+    )
     return json_response(_mailing_json(mailing))
 
 

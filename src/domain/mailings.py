@@ -22,11 +22,11 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from domain.errors import Conflict, InvalidInput
+from domain.errors import InvalidInput
 
 PENDING, SENT, FAILED, EXPIRED = "PENDING", "SENT", "FAILED", "EXPIRED"
 STATUSES = (PENDING, SENT, FAILED, EXPIRED)
@@ -176,17 +176,6 @@ def _optional_text(body: dict, field: str, max_length: int) -> str | None:
     if not isinstance(value, str) or len(value) > max_length or any(ord(c) < 32 for c in value):
         raise InvalidInput(f"{field} must be a string of at most {max_length} printable characters", field=field)
     return value
-
-
-def ensure_not_started(mailing: Mailing, now: datetime, action: str) -> None:
-    if mailing.start_time <= now:
-        raise Conflict(
-            f"mailing {mailing.id} started at {mailing.start_time.isoformat()}: it can no longer be {action}",
-        )
-
-
-def with_id(mailing: Mailing, mailing_id: int) -> Mailing:
-    return replace(mailing, id=mailing_id)
 
 
 # --- Matching, windows, timing ---------------------------------------------------------------------

@@ -22,7 +22,7 @@ import peewee
 
 from domain.errors import Conflict, NotFound
 from domain.mailings import EXPIRED, FAILED, PENDING, SENT, UNSENT, Client, Mailing, ReportLine
-from repository.db import BaseModel, grouped_write, is_sqlite, write_transaction
+from repository.db import BaseModel, is_sqlite, write_transaction
 
 
 class ClientRow(BaseModel):
@@ -207,7 +207,9 @@ def _not_started_or_raise(mailing_id: int, action: str) -> None:
     row = MailingRow.get_or_none(MailingRow.id == mailing_id)
     if row is None:
         raise NotFound(f"no mailing {mailing_id}")
-    raise Conflict(f"mailing {mailing_id} started at {_aware(row.start_time).isoformat()}: it can no longer be {action}")
+    raise Conflict(
+        f"mailing {mailing_id} started at {_aware(row.start_time).isoformat()}: it can no longer be {action}"
+    )
 
 
 def update_mailing(mailing: Mailing, now: datetime) -> Mailing:
@@ -292,9 +294,7 @@ def day_report(day_start: datetime, day_end: datetime) -> list[ReportLine]:
     messages were sent within the day."""
     start, end = _naive(day_start), _naive(day_end)
     rows = (
-        MailingRow.select()
-        .where((MailingRow.start_time < end) & (MailingRow.end_time > start))
-        .order_by(MailingRow.id)
+        MailingRow.select().where((MailingRow.start_time < end) & (MailingRow.end_time > start)).order_by(MailingRow.id)
     )
     reports = []
     for row in rows:
@@ -426,39 +426,50 @@ def claim_due(now: datetime, limit: int, claim_seconds: float) -> list[ClaimedMe
 
 
 def _claimed(message: ClaimedMessage):
-    return (
-        (MessageRow.id == message.id) & (MessageRow.claim_token == message.token) & MessageRow.status.in_(UNSENT)
+    return (MessageRow.id == message.id) & (MessageRow.claim_token == message.token) & MessageRow.status.in_(UNSENT)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one attempt: sent (sent_at) or failed (error, retry_at)."""
+
+    message: ClaimedMessage
+    phone: str
+    attempted_at: datetime
+    sent_at: datetime | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+def _outcome_update(outcome: Outcome) -> peewee.ModelUpdate:
+    common = dict(
+        attempts=MessageRow.attempts + 1,
+        phone=outcome.phone,
+        last_attempt_at=_naive(outcome.attempted_at),
+        claim_token=None,
+        claim_expires_at=None,
     )
+    if outcome.sent_at is not None:
+        fields = dict(status=SENT, sent_at=_naive(outcome.sent_at), last_error=None)
+    else:
+        fields = dict(status=FAILED, last_error=(outcome.error or "")[:1000], next_attempt_at=_naive(outcome.retry_at))
+    return MessageRow.update(**common, **fields).where(_claimed(outcome.message))
+
+
+def record_outcomes(outcomes: list[Outcome]) -> list[bool]:
+    """Record attempts in one transaction; each changes its message only while its claim is on it (so a
+    message is recorded SENT once). Returns, per outcome, whether it was recorded (False: claim lost)."""
+    with write_transaction():
+        return [bool(_outcome_update(outcome).execute()) for outcome in outcomes]
 
 
 def record_sent(message: ClaimedMessage, phone: str, attempted_at: datetime, sent_at: datetime) -> bool:
-    """SENT, once: only while this claim is on the message. False when the claim was lost.
-    Concurrent records share a transaction on SQLite (grouped_write)."""
-    update = MessageRow.update(
-        status=SENT,
-        attempts=MessageRow.attempts + 1,
-        phone=phone,
-        last_attempt_at=_naive(attempted_at),
-        sent_at=_naive(sent_at),
-        last_error=None,
-        claim_token=None,
-        claim_expires_at=None,
-    ).where(_claimed(message))
-    return bool(grouped_write(update.execute))
+    """SENT, once: only while this claim is on the message. False when the claim was lost."""
+    return record_outcomes([Outcome(message, phone, attempted_at, sent_at=sent_at)])[0]
 
 
 def record_failure(message: ClaimedMessage, phone: str, attempted_at: datetime, error: str, retry_at: datetime) -> bool:
-    update = MessageRow.update(
-        status=FAILED,
-        attempts=MessageRow.attempts + 1,
-        phone=phone,
-        last_attempt_at=_naive(attempted_at),
-        last_error=error[:1000],
-        next_attempt_at=_naive(retry_at),
-        claim_token=None,
-        claim_expires_at=None,
-    ).where(_claimed(message))
-    return bool(grouped_write(update.execute))
+    return record_outcomes([Outcome(message, phone, attempted_at, error=error, retry_at=retry_at)])[0]
 
 
 def postpone(message: ClaimedMessage, until: datetime) -> bool:
@@ -474,7 +485,9 @@ def postpone(message: ClaimedMessage, until: datetime) -> bool:
 def expire(message: ClaimedMessage) -> bool:
     with write_transaction():
         return bool(
-            MessageRow.update(status=EXPIRED, claim_token=None, claim_expires_at=None).where(_claimed(message)).execute()
+            MessageRow.update(status=EXPIRED, claim_token=None, claim_expires_at=None)
+            .where(_claimed(message))
+            .execute()
         )
 
 
@@ -496,4 +509,3 @@ def has_due_work(now: datetime) -> bool:
         )
         .exists()
     )
-

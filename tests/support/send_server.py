@@ -55,7 +55,9 @@ class SendServer:
             if not message.get("more_body"):
                 break
         headers = dict(scope["headers"])
-        record = Received(time.time(), scope["path"], None, None, (headers.get(b"authorization") or b"").decode() or None)
+        record = Received(
+            time.time(), scope["path"], None, None, (headers.get(b"authorization") or b"").decode() or None
+        )
         try:
             record.body = json.loads(b"".join(chunks))
             record.message_id = int(scope["path"].rsplit("/", 1)[1])
@@ -80,7 +82,9 @@ class SendServer:
                 await asyncio.sleep(self.hang_seconds)
                 body = b'{"code": 0, "message": "too late"}'
         record.answered = f"{status} {body.decode()}"
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": body})
 
     def sent_ok(self) -> list[Received]:

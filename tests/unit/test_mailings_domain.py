@@ -7,6 +7,7 @@ from domain.errors import InvalidInput
 from domain.mailings import (
     Client,
     Mailing,
+    ReportLine,
     SendWindow,
     client_from_json,
     client_matches,
@@ -21,7 +22,6 @@ from domain.mailings import (
     retry_delay_seconds,
     window_closing,
 )
-from domain.mailings import ReportLine
 
 START, END = "2022-12-02T16:50:00Z", "2028-11-20"
 

@@ -14,8 +14,7 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 
 from repository.db import database
-from repository.migrations import dsmr, joi, oms
-from repository.migrations import mailings
+from repository.migrations import dsmr, joi, mailings, oms
 from repository.migrations import tasks as tasks_migrations
 
 Migration = tuple[str, Callable[[SchemaMigrator, peewee.Database], None]]

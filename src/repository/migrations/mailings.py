@@ -54,7 +54,9 @@ def _initial_schema(migrator, db: peewee.Database) -> None:
             constraints = [peewee.SQL("CHECK (status IN ('PENDING', 'SENT', 'FAILED', 'EXPIRED'))")]
 
     db.create_tables([MailingClient, Mailing, MailingMessage])
-    db.execute_sql("CREATE INDEX mailing_messages_due ON mailing_messages (next_attempt_at) WHERE status IN ('PENDING', 'FAILED')")
+    db.execute_sql(
+        "CREATE INDEX mailing_messages_due ON mailing_messages (next_attempt_at) WHERE status IN ('PENDING', 'FAILED')"
+    )
 
 
 MIGRATIONS = [
