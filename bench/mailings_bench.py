@@ -6,6 +6,9 @@ second; then checks that the send API received each message exactly once.
 
     .venv/bin/python bench/mailings_bench.py [--clients 10000] [--delay 0.02] [--database-url URL]
 
+BENCH_WORKER_ARGS passes consumer options to the worker, e.g. "-k process -w 2" for two dispatching
+processes (each with its own HTTP client and SEND_CONCURRENCY).
+
 Target: >= 200 messages/s on this machine (the API's latency allows SEND_CONCURRENCY / 20 ms = 1,000/s).
 """
 
@@ -62,7 +65,11 @@ def measure(clients: int = 10_000, delay: float = 0.02, database_url: str | None
         }
         log = open(scratch / "worker.log", "w")  # noqa: SIM115 - closed below
         worker = subprocess.Popen(
-            [sys.executable, str(ROOT / "src" / "worker.py")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, str(ROOT / "src" / "worker.py"), *os.environ.get("BENCH_WORKER_ARGS", "").split()],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             time.sleep(2)  # the worker is up and holds the scheduler lease
