@@ -57,6 +57,7 @@ MIN_REQUEST_SECONDS = 0.05
 UPKEEP_SECONDS = 2.0
 DB_THREADS = 4
 RECORD_BATCH = 200
+UNSET_URL_WARNING_SECONDS = 300
 REPORT_LEASE_SECONDS = 2 * 86_400
 SMTP_TIMEOUT_SECONDS = 30
 
@@ -108,6 +109,7 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
         self._unrecorded: list[tuple[Outcome, asyncio.Future]] = []
         self._recording = False
+        self._warned_at = -UNSET_URL_WARNING_SECONDS
 
     # --- entry point (called from a worker thread) ---
 
@@ -158,8 +160,10 @@ class Dispatcher:
         result = RoundResult(ran=True)
         await self._upkeep(result)
         if not self.settings.send_api_url:
-            if await self._db(mailings_repo.has_due_work, utcnow()):
+            quiet = time.monotonic() - self._warned_at < UNSET_URL_WARNING_SECONDS
+            if not quiet and await self._db(mailings_repo.has_due_work, utcnow()):
                 log.warning("SEND_API_URL is not set: due messages wait unsent")
+                self._warned_at = time.monotonic()
             return result
         concurrency = self.settings.send_concurrency
         in_flight: set[asyncio.Task] = set()
