@@ -27,8 +27,15 @@ install-dev: $(VENV)/.dev
 ## make run: install, migrate, load the demo week (default database only; DEMO=1/0), serve on $(HOST):$(PORT)
 run: install
 	$(BIN)/python src/cli.py prepare
-	AUTO_MIGRATE=0 $(BIN)/uvicorn --app-dir src --factory app:create_app \
+	AUTO_MIGRATE=0 $(BIN)/python src/serve.py \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+
+## make run also starts one queue worker beside the web server, stopped together (WORKER=0: none).
+## make worker: migrate, then run a queue worker alone (to scale out; WORKER_THREADS threads each)
+.PHONY: worker
+worker: install
+	$(BIN)/python src/cli.py migrate
+	AUTO_MIGRATE=0 $(BIN)/python src/worker.py
 
 ## make dsmr-key NAME=home: make installation NAME's DSMR-reader API key, print it once (ROTATE=1 replaces it)
 .PHONY: dsmr-key

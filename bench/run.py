@@ -12,6 +12,7 @@ Sections (targets are ratios, because shared machines are noisy):
   4  P1 telegram parsing vs dsmr-parser V5 (>= 5x); POST /api/v1/datalogger/dsmrreading requests/s
   5  GET /export with 100,000 OMS devices vs 1,000: seconds and server peak memory
   6  1-3 on the local PostgreSQL vs the SQLite figures (reported)
+  8  a mailing to 10,000 clients through one queue worker, send API answering in 20 ms: messages/s  >= 200
 Sections 1 and 2 run with SQLITE_SYNCHRONOUS=FULL (the default, which the target applies to) and NORMAL.
 
 Load: wrk (Debian) with generated Lua, one thread, against 127.0.0.1 only, bounded by time and count;
@@ -428,6 +429,30 @@ def postgres_section(report: Report) -> None:
     compare_section(report, "postgresql")
 
 
+# ------------------------------------------------------------------------------------------ section 8
+
+
+def mailings_section(report: Report) -> None:
+    clients = 10_000 if report.profile.name == "full" else 2_000
+    what = f"mailing to {clients:,} clients, one worker, send API answering in 20 ms: messages/s"
+    mailings_bench = importlib.import_module("mailings_bench")
+    result = mailings_bench.measure(clients=clients, delay=0.02)
+    rate = result["messages_per_second"]
+    latency_bound = result["send_concurrency"] / 0.02
+    report.add(
+        Row(
+            "8",
+            what,
+            f"{rate:,.0f}/s; all sent in {result['seconds_until_all_sent']:.1f} s",
+            f"the send API's latency allows {latency_bound:,.0f}/s (SEND_CONCURRENCY / 20 ms)",
+            f"{rate / latency_bound:.2f}",
+            f">= {mailings_bench.TARGET_PER_SECOND}/s, each message exactly once",
+            verdict(rate >= mailings_bench.TARGET_PER_SECOND and result["exactly_once"]),
+        )
+    )
+    report.note("8", json.dumps(result))
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -438,6 +463,7 @@ SECTIONS = {
     4: ("P1 telegrams", telegram_section),
     5: ("OMS export", export_section),
     6: ("sections 1-3 on PostgreSQL", postgres_section),
+    8: ("mailings dispatch", mailings_section),
 }
 
 

@@ -34,6 +34,7 @@ from config import Config  # noqa: E402
 from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
 from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
+from paths import PathAliases  # noqa: E402
 from repository import db, migrations  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
 from validation import PARSED_BODY_KEY, ControlCharacterPathGuard, validator_map  # noqa: E402
@@ -113,6 +114,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
     app.add_middleware(ControlCharacterPathGuard, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
+    app.add_middleware(PathAliases, position=MiddlewarePosition.BEFORE_SWAGGER)
     errors.register(app)
     warn_when_no_key_can_pass(config)
     observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)

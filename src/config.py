@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,20 @@ def _optional_flag(name: str) -> bool | None:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def default_queue_path(database_url: str) -> str:
+    """The huey SQLite queue lives beside a SQLite database file, else under var/."""
+    if database_url.startswith("sqlite"):
+        path = urlparse(database_url).path[1:]  # as playhouse.db_url reads it: sqlite:////abs, sqlite:///rel
+        if path and path != ":memory:":
+            return str(Path(path).parent / "huey.sqlite3")
+    return str(PROJECT_ROOT / "var" / "huey.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,26 @@ class Config:
     mqtt_discovery: bool = True
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_queue_size: int = 10_000
+    # --- Task queue and scheduler (src/tasks.py) ---
+    # Redis-backed queue when set (redis://host:port/db); otherwise a SQLite file (queue_sqlite_path).
+    redis_url: str | None = None
+    queue_sqlite_path: str | None = None  # None: huey.sqlite3 beside the SQLite database, else var/
+    worker_threads: int = 4
+    # The scheduler lease: its holder enqueues the periodic jobs; another worker takes over this long
+    # after the holder stopped renewing it.
+    scheduler_lease_seconds: float = 10.0
+    # --- Mailings (dispatch runs in queue workers only) ---
+    send_api_url: str | None = None  # e.g. https://probe.fbrq.cloud/v1; unset: messages wait, unsent
+    send_api_token: str | None = None
+    send_timeout_seconds: float = 10.0
+    send_retry_base_seconds: float = 5.0
+    send_retry_max_seconds: float = 600.0
+    send_concurrency: int = 20
+    mailing_dispatch_seconds: float = 1.0
+    mailing_report_at: str = "08:00"  # UTC, daily
+    smtp_url: str | None = None  # smtp://user:password@host:port, smtps://…, smtp+starttls://…
+    mailing_report_to: str | None = None  # comma-separated addresses
+    mailing_report_from: str = "joi-energy@localhost"
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -79,6 +114,9 @@ class Config:
         if self.max_reading_gap_seconds <= 0 or self.max_future_skew_seconds < 0:
             raise ValueError("MAX_READING_GAP_SECONDS must be > 0 and MAX_FUTURE_SKEW_SECONDS >= 0")
         self._check_observability()
+        if self.worker_threads < 1 or self.scheduler_lease_seconds < 1:
+            raise ValueError("WORKER_THREADS must be >= 1 and SCHEDULER_LEASE_SECONDS >= 1")
+        self._check_mailing_settings()
 
     def _check_observability(self) -> None:
         if self.log_format not in {"text", "json"}:
@@ -93,6 +131,31 @@ class Config:
         for name, prefix in prefixes.items():
             if any(character in prefix for character in "+#\0") or prefix.startswith("/") or prefix.endswith("/"):
                 raise ValueError(f"{name} must not contain + or #, nor start or end with /")
+
+    def _check_mailing_settings(self) -> None:
+        if self.send_api_url and urlparse(self.send_api_url).scheme not in {"http", "https"}:
+            raise ValueError(f"SEND_API_URL must be an http(s) URL, not {self.send_api_url!r}")
+        if self.send_timeout_seconds <= 0 or self.send_retry_base_seconds <= 0 or self.mailing_dispatch_seconds <= 0:
+            raise ValueError("SEND_TIMEOUT_SECONDS, SEND_RETRY_BASE_SECONDS and MAILING_DISPATCH_SECONDS must be > 0")
+        if self.send_retry_max_seconds < self.send_retry_base_seconds:
+            raise ValueError("SEND_RETRY_MAX_SECONDS must be >= SEND_RETRY_BASE_SECONDS")
+        if not 1 <= self.send_concurrency <= 1000:
+            raise ValueError("SEND_CONCURRENCY must be between 1 and 1000")
+        hours, _, minutes = self.mailing_report_at.partition(":")
+        if not (
+            len(hours) == len(minutes) == 2
+            and hours.isdigit()
+            and minutes.isdigit()
+            and int(hours) < 24
+            and int(minutes) < 60
+        ):
+            raise ValueError(f"MAILING_REPORT_AT must be HH:MM (UTC), not {self.mailing_report_at!r}")
+        if self.smtp_url and urlparse(self.smtp_url).scheme not in {"smtp", "smtps", "smtp+starttls"}:
+            raise ValueError("SMTP_URL must start with smtp://, smtps:// or smtp+starttls://")
+
+    @property
+    def queue_path(self) -> str:
+        return self.queue_sqlite_path or default_queue_path(self.database_url)
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -118,6 +181,23 @@ class Config:
             mqtt_discovery=_flag("MQTT_DISCOVERY", True),
             mqtt_discovery_prefix=os.environ.get("MQTT_DISCOVERY_PREFIX", "homeassistant"),
             mqtt_queue_size=_int("MQTT_QUEUE_SIZE", 10_000),
+            # --- Task queue and scheduler ---
+            redis_url=os.environ.get("REDIS_URL") or None,
+            queue_sqlite_path=os.environ.get("QUEUE_SQLITE_PATH") or None,
+            worker_threads=_int("WORKER_THREADS", 4),
+            scheduler_lease_seconds=_float("SCHEDULER_LEASE_SECONDS", 10.0),
+            # --- Mailings ---
+            send_api_url=os.environ.get("SEND_API_URL") or None,
+            send_api_token=os.environ.get("SEND_API_TOKEN") or None,
+            send_timeout_seconds=_float("SEND_TIMEOUT_SECONDS", 10.0),
+            send_retry_base_seconds=_float("SEND_RETRY_BASE_SECONDS", 5.0),
+            send_retry_max_seconds=_float("SEND_RETRY_MAX_SECONDS", 600.0),
+            send_concurrency=_int("SEND_CONCURRENCY", 20),
+            mailing_dispatch_seconds=_float("MAILING_DISPATCH_SECONDS", 1.0),
+            mailing_report_at=os.environ.get("MAILING_REPORT_AT") or "08:00",
+            smtp_url=os.environ.get("SMTP_URL") or None,
+            mailing_report_to=os.environ.get("MAILING_REPORT_TO") or None,
+            mailing_report_from=os.environ.get("MAILING_REPORT_FROM") or "joi-energy@localhost",
         )
         values.update(overrides)
         return cls(**values)
