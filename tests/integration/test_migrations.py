@@ -92,7 +92,7 @@ def test_a_single_key_dsmr_database_becomes_installations_keeping_every_reading(
 
     before = list(migrations.AREAS)
     dsmr_up_to_two = type("DsmrUpToTwo", (), {"MIGRATIONS": migrations.dsmr.MIGRATIONS[:2]})
-    monkeypatch.setattr(migrations, "AREAS", [*before[:-1], dsmr_up_to_two])
+    monkeypatch.setattr(migrations, "AREAS", [dsmr_up_to_two if area is migrations.dsmr else area for area in before])
     db.open_database(config.database_url)
     db.connect()
     try:
