@@ -17,7 +17,12 @@ import math
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from domain.errors import InvalidInput
+from domain.tariffs import weekday_at
 
 FUNCTION_CODES = {3: "holding", 4: "input"}
 REGISTERS_PER_TYPE = {1: 1, 2: 2, 3: 2}
@@ -216,3 +221,94 @@ def next_status(previous: PollStatus | None, outcome: HostOutcome) -> PollStatus
         last_error_at_ms=outcome.polled_at_ms,
         consecutive_failures=base.consecutive_failures + 1,
     )
+
+
+# ---- stored samples, buckets and the energy a counter measured ----
+
+BUCKETS_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+ENERGY_UNITS_KWH = {"wh": 0.001, "kwh": 1.0, "mwh": 1000.0}
+# Counter increases are summed per quarter hour of UTC for pricing: every zone's offset is a whole
+# number of quarter hours, so each quarter falls on one local weekday.
+PRICING_SLICE_MS = 900_000
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    time_ms: int
+    series_id: int
+    measurement: str
+    unit: str
+    value: float
+
+
+@dataclass(frozen=True)
+class BucketSummary:
+    """One bucket of one series: min/mean/max for instantaneous measurements, the increase of a counter
+    (the sum of its rises between consecutive samples, the later one in the bucket; a fall, a meter reset
+    or swap, adds nothing)."""
+
+    start_ms: int
+    series_id: int
+    measurement: str
+    unit: str
+    measurement_type: int
+    samples: int
+    minimum: float | None = None
+    mean: float | None = None
+    maximum: float | None = None
+    increase: float | None = None
+
+
+def kwh_factor(unit: str) -> float | None:
+    """What one unit of an energy counter is in kWh (None: not an energy unit)."""
+    return ENERGY_UNITS_KWH.get(unit.strip().lower())
+
+
+def weekday_energy(slices: Iterable[tuple[int, float]], zones: Iterable[str]) -> dict[str, dict[int, float]]:
+    """kWh per local weekday (Monday = 0) in each zone, from (slice start in epoch ms, kWh) pairs."""
+    slices = list(slices)
+    energy: dict[str, dict[int, float]] = {}
+    for zone_name in set(zones):
+        zone = ZoneInfo(zone_name)
+        by_day: dict[int, float] = {}
+        for start_ms, kwh in slices:
+            weekday = weekday_at(zone, start_ms // 1000)
+            by_day[weekday] = by_day.get(weekday, 0.0) + kwh
+        energy[zone_name] = by_day
+    return energy
+
+
+LATEST_INSTANT_MS = 4_102_444_800_000  # 2100-01-01
+
+
+def parse_instant(text: str, field: str) -> int:
+    """Epoch milliseconds of an ISO 8601 date-time (a naive one is UTC) or of whole epoch seconds."""
+    text = text.strip()
+    try:
+        if text.isascii() and text.isdigit():
+            instant = int(text) * 1000
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            instant = round(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        instant = -1
+    if not 0 <= instant <= LATEST_INSTANT_MS:
+        raise InvalidInput(
+            f"{field} must be an ISO 8601 date-time between 1970 and 2100 (e.g. 2026-12-01T07:00:00Z; without"
+            f" an offset it is UTC) or epoch seconds, not {text[:40]!r}",
+            field=field,
+        )
+    return instant
+
+
+def check_window(start_ms: int | None, end_ms: int | None) -> None:
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise InvalidInput("from must not be after to", field="from")
+
+
+def format_instant(time_ms: int) -> str:
+    """2026-12-01T07:00:00.123Z: UTC, always with milliseconds."""
+    moment = datetime.fromtimestamp(time_ms // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{time_ms % 1000:03d}Z"
