@@ -14,12 +14,12 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 
 from repository.db import database
-from repository.migrations import dsmr, joi, oms
+from repository.migrations import accounts, dsmr, joi, oms, silesia
 
 Migration = tuple[str, Callable[[SchemaMigrator, peewee.Database], None]]
 
 # Areas in the order they were introduced; a new area appends its module here.
-AREAS = [joi, oms, dsmr]
+AREAS = [joi, oms, dsmr, accounts, silesia]
 
 
 class AppliedMigration(peewee.Model):
