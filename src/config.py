@@ -40,6 +40,11 @@ class Config:
     dsmr_api_key: str | None = None
     dsmr_verify_crc: bool = True
     dsmr_time_zone: str = "Europe/Amsterdam"
+    # Accounts (SilesiaSolar API): token lifetime and login throttling, shared by every worker.
+    token_ttl_hours: int = 10
+    login_max_failures_per_username: int = 10
+    login_max_failures_per_address: int = 100
+    login_throttle_window_seconds: int = 900
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -51,6 +56,10 @@ class Config:
             raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {self.sqlite_synchronous!r}")
         if self.max_reading_gap_seconds <= 0 or self.max_future_skew_seconds < 0:
             raise ValueError("MAX_READING_GAP_SECONDS must be > 0 and MAX_FUTURE_SKEW_SECONDS >= 0")
+        if min(self.token_ttl_hours, self.login_max_failures_per_username, self.login_max_failures_per_address) < 1:
+            raise ValueError("TOKEN_TTL_HOURS and LOGIN_MAX_FAILURES_PER_USERNAME/_ADDRESS must be at least 1")
+        if self.login_throttle_window_seconds < 1:
+            raise ValueError("LOGIN_THROTTLE_WINDOW_SECONDS must be at least 1")
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -65,6 +74,10 @@ class Config:
             dsmr_api_key=os.environ.get("DSMR_API_KEY") or None,
             dsmr_verify_crc=_flag("DSMR_VERIFY_CRC", True),
             dsmr_time_zone=os.environ.get("DSMR_TIME_ZONE", "Europe/Amsterdam"),
+            token_ttl_hours=_int("TOKEN_TTL_HOURS", 10),
+            login_max_failures_per_username=_int("LOGIN_MAX_FAILURES_PER_USERNAME", 10),
+            login_max_failures_per_address=_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
+            login_throttle_window_seconds=_int("LOGIN_THROTTLE_WINDOW_SECONDS", 900),
         )
         values.update(overrides)
         return cls(**values)

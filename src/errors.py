@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def domain_error(request: ConnexionRequest, error: DomainError) -> ConnexionResponse:
     extra = {"field": error.field} if error.field else None
-    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra)
+    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra, headers=error.headers)
 
 
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:

@@ -14,12 +14,12 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 
 from repository.db import database
-from repository.migrations import dsmr, joi, modbus, oms
+from repository.migrations import accounts, dsmr, joi, modbus, oms, silesia
 
 Migration = tuple[str, Callable[[SchemaMigrator, peewee.Database], None]]
 
 # Areas in the order they were introduced; a new area appends its module here.
-AREAS = [joi, oms, dsmr, modbus]
+AREAS = [joi, oms, dsmr, accounts, silesia, modbus]
 
 
 class AppliedMigration(peewee.Model):
