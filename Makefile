@@ -27,8 +27,15 @@ install-dev: $(VENV)/.dev
 ## make run: install, migrate, load the demo week once, serve with uvicorn on $(PORT)
 run: install
 	$(BIN)/python src/cli.py demo
-	AUTO_MIGRATE=0 $(BIN)/uvicorn --app-dir src --factory app:create_app \
+	AUTO_MIGRATE=0 $(BIN)/python src/serve.py \
 		--host $(HOST) --port $(PORT) --workers $(WORKERS) --no-access-log
+
+## make run also starts one queue worker beside the web server, stopped together (WORKER=0: none).
+## make worker: migrate, then run a queue worker alone (to scale out; WORKER_THREADS threads each)
+.PHONY: worker
+worker: install
+	$(BIN)/python src/cli.py migrate
+	AUTO_MIGRATE=0 $(BIN)/python src/worker.py
 
 ## make dsmr-key: generate the DSMR-reader API key, store only its hash, print it once (ROTATE=1 replaces it)
 .PHONY: dsmr-key

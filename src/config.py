@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,20 @@ def _flag(name: str, default: bool) -> bool:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def default_queue_path(database_url: str) -> str:
+    """The huey SQLite queue lives beside a SQLite database file, else under var/."""
+    if database_url.startswith("sqlite"):
+        path = urlparse(database_url).path[1:]  # as playhouse.db_url reads it: sqlite:////abs, sqlite:///rel
+        if path and path != ":memory:":
+            return str(Path(path).parent / "huey.sqlite3")
+    return str(PROJECT_ROOT / "var" / "huey.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,14 @@ class Config:
     login_max_failures_per_username: int = 10
     login_max_failures_per_address: int = 100
     login_throttle_window_seconds: int = 900
+    # --- Task queue and scheduler (src/tasks.py) ---
+    # Redis-backed queue when set (redis://host:port/db); otherwise a SQLite file (queue_sqlite_path).
+    redis_url: str | None = None
+    queue_sqlite_path: str | None = None  # None: huey.sqlite3 beside the SQLite database, else var/
+    worker_threads: int = 4
+    # The scheduler lease: its holder enqueues the periodic jobs; another worker takes over this long
+    # after the holder stopped renewing it.
+    scheduler_lease_seconds: float = 10.0
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -60,6 +83,12 @@ class Config:
             raise ValueError("TOKEN_TTL_HOURS and LOGIN_MAX_FAILURES_PER_USERNAME/_ADDRESS must be at least 1")
         if self.login_throttle_window_seconds < 1:
             raise ValueError("LOGIN_THROTTLE_WINDOW_SECONDS must be at least 1")
+        if self.worker_threads < 1 or self.scheduler_lease_seconds < 1:
+            raise ValueError("WORKER_THREADS must be >= 1 and SCHEDULER_LEASE_SECONDS >= 1")
+
+    @property
+    def queue_path(self) -> str:
+        return self.queue_sqlite_path or default_queue_path(self.database_url)
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -78,6 +107,11 @@ class Config:
             login_max_failures_per_username=_int("LOGIN_MAX_FAILURES_PER_USERNAME", 10),
             login_max_failures_per_address=_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
             login_throttle_window_seconds=_int("LOGIN_THROTTLE_WINDOW_SECONDS", 900),
+            # --- Task queue and scheduler ---
+            redis_url=os.environ.get("REDIS_URL") or None,
+            queue_sqlite_path=os.environ.get("QUEUE_SQLITE_PATH") or None,
+            worker_threads=_int("WORKER_THREADS", 4),
+            scheduler_lease_seconds=_float("SCHEDULER_LEASE_SECONDS", 10.0),
         )
         values.update(overrides)
         return cls(**values)

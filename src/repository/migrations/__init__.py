@@ -15,11 +15,12 @@ from playhouse.migrate import SchemaMigrator
 
 from repository.db import database
 from repository.migrations import accounts, dsmr, joi, modbus, oms, silesia
+from repository.migrations import tasks as tasks_migrations
 
 Migration = tuple[str, Callable[[SchemaMigrator, peewee.Database], None]]
 
 # Areas in the order they were introduced; a new area appends its module here.
-AREAS = [joi, oms, dsmr, accounts, silesia, modbus]
+AREAS = [joi, oms, dsmr, accounts, silesia, tasks_migrations, modbus]
 
 
 class AppliedMigration(peewee.Model):

@@ -1,0 +1,224 @@
+"""The task queue: the one huey instance, the background entry points, and one scheduler per deployment.
+
+The queue. `huey` is built from the settings: a `RedisHuey` when REDIS_URL is set, else a `SqliteHuey` on
+QUEUE_SQLITE_PATH (default `huey.sqlite3` beside the SQLite database, or under var/). Web processes only
+enqueue (`some_task(args)` returns at once); workers run the tasks: `python src/worker.py` (what
+`make worker` and `make run` start) is huey's consumer with this instance.
+
+Periodic work. huey's own periodic tasks are minute-granular and run in every consumer that has them on,
+so they are not used (workers start with huey's periodic scheduler off). Instead a job is registered with
+
+    every(MODBUS_POLL_SECONDS, poll_round)      # poll_round is a @huey.task() taking no arguments
+
+and the scheduler enqueues `poll_round()` every that many seconds (sub-minute intervals work), once per
+deployment however many web and worker processes run:
+- it runs only in worker processes: it is started by huey's `on_startup` hook, which the consumer calls in
+  each of its worker threads (or processes), so the hook is guarded to start it once per process; web
+  processes never start it;
+- only the holder of the database lease `scheduler` (repository.leases) enqueues. Every worker process
+  tries to take the lease every third of SCHEDULER_LEASE_SECONDS; the holder renews it at that pace and
+  considers itself the holder only while the lease it last renewed is at least a third of its TTL from
+  expiring, so its clock margin never overlaps a successor;
+- a holder that stops cleanly releases the lease (another worker takes over within a third of the TTL);
+  a holder that dies (SIGKILL, a lost machine) is replaced by another worker once its lease expires, at
+  most SCHEDULER_LEASE_SECONDS later;
+- a new holder runs every job at once, then at its interval; intervals missed while nobody held the lease
+  are not caught up (one run, not a burst).
+The enqueued task itself runs in whichever worker dequeues it; a job that must never overlap itself takes
+its own lease or `huey.lock_task`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+
+from config import Config
+from repository import db, leases, migrations
+
+log = logging.getLogger("joi.tasks")
+
+SCHEDULER_LEASE = "scheduler"
+
+
+def build_huey(config: Config) -> Huey:
+    if config.redis_url:
+        return RedisHuey("joi", url=config.redis_url)
+    Path(config.queue_path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("joi", filename=config.queue_path)
+
+
+settings = Config.from_env()
+huey = build_huey(settings)
+
+
+# --- Periodic jobs -------------------------------------------------------------------------------
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    seconds: float
+    enqueue: Callable[[], object]
+    next_due: float = 0.0
+
+
+_periodic: dict[str, PeriodicJob] = {}
+
+
+def every(seconds: float, task=None, *, name: str | None = None):
+    """Register `task` (a huey task without arguments) to be enqueued every `seconds` by the scheduler.
+    Usable as `every(60, poll_round)` or as a decorator under `@huey.task()`: `@every(60)`."""
+    if seconds <= 0:
+        raise ValueError(f"a periodic job needs a positive interval, not {seconds}")
+
+    def register(task):
+        task_class = getattr(task, "task_class", None)  # a huey TaskWrapper
+        job_name = name or (task_class.__name__ if task_class else task.__name__)
+        _periodic[job_name] = PeriodicJob(job_name, float(seconds), task)
+        return task
+
+    return register(task) if task is not None else register
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    return list(_periodic.values())
+
+
+class Scheduler:
+    """Enqueues the periodic jobs while this process holds the scheduler lease (see the module doc)."""
+
+    def __init__(self, jobs: list[PeriodicJob], holder: str, lease_seconds: float, clock=time.monotonic):
+        self.jobs = jobs
+        self.holder = holder
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self._holding_until = 0.0  # by our own clock: until then nobody else can have the lease
+        self._next_renewal = 0.0
+
+    @property
+    def tick_seconds(self) -> float:
+        shortest = min((job.seconds for job in self.jobs), default=1.0)
+        return max(0.05, min(0.5, shortest / 4, self.lease_seconds / 6))
+
+    def holds_lease(self) -> bool:
+        return self.clock() < self._holding_until
+
+    def tick(self) -> list[str]:
+        """Renew or try the lease when it is time, then enqueue the jobs that are due. Returns their names."""
+        now = self.clock()
+        if now >= self._next_renewal:
+            self._renew(now)
+        if not self.holds_lease():
+            return []
+        enqueued = []
+        for job in self.jobs:
+            if job.next_due <= now:
+                job.enqueue()
+                enqueued.append(job.name)
+                job.next_due += job.seconds
+                if job.next_due <= now:  # intervals missed: one run, not a burst
+                    job.next_due = now + job.seconds
+        return enqueued
+
+    def _renew(self, now: float) -> None:
+        was_holding = self.holds_lease()
+        self._next_renewal = now + self.lease_seconds / 3
+        try:
+            with database_connection():
+                held = leases.try_acquire(SCHEDULER_LEASE, self.holder, self.lease_seconds)
+        except db.UNAVAILABLE_ERRORS as error:
+            log.warning("scheduler lease could not be renewed: %s", error)
+            return  # keep what the last renewal guaranteed
+        if not held:
+            if was_holding:
+                log.warning("scheduler lease lost by %s", self.holder)
+            self._holding_until = 0.0
+            return
+        self._holding_until = now + self.lease_seconds * 2 / 3
+        if not was_holding:
+            log.info("scheduler lease taken by %s; jobs: %s", self.holder, ", ".join(j.name for j in self.jobs))
+            for job in self.jobs:
+                job.next_due = now
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the scheduler must outlive a failing enqueue
+                log.exception("scheduler tick failed")
+            stop.wait(self.tick_seconds)
+
+    def release(self) -> None:
+        if self._holding_until:
+            with contextlib.suppress(*db.UNAVAILABLE_ERRORS), database_connection():
+                leases.release(SCHEDULER_LEASE, self.holder)
+            self._holding_until = 0.0
+
+
+@contextlib.contextmanager
+def database_connection():
+    """A database connection for this thread for the duration; closed after only if opened here
+    (in immediate mode a task runs inside a web request that keeps its own)."""
+    opened = db.database.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield
+    finally:
+        if opened:
+            db.close()
+
+
+# --- Worker process start and stop ---------------------------------------------------------------
+
+_process_lock = threading.Lock()
+_process_state: dict[str, object] = {}
+
+
+def worker_holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@huey.on_startup()
+def start_worker_process() -> None:
+    """Called by the consumer in every worker thread: opens the database and starts the scheduler once
+    per process."""
+    with _process_lock:
+        if _process_state.get("pid") == os.getpid():
+            return
+        _process_state.clear()
+        _process_state["pid"] = os.getpid()
+        db.open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        if settings.auto_migrate:
+            with database_connection():
+                migrations.migrate()
+        scheduler = Scheduler(periodic_jobs(), worker_holder_name(), settings.scheduler_lease_seconds)
+        stop = threading.Event()
+        thread = threading.Thread(target=scheduler.run, args=(stop,), name="joi-scheduler", daemon=True)
+        _process_state.update(scheduler=scheduler, stop=stop, thread=thread)
+        thread.start()
+        log.info("worker process %d started; scheduler candidate %s", os.getpid(), scheduler.holder)
+
+
+@huey.on_shutdown()
+def stop_worker_process() -> None:
+    """Called in every worker thread as it stops: the first stops the scheduler and releases its lease."""
+    with _process_lock:
+        stop = _process_state.pop("stop", None)
+        if stop is None:
+            return
+        stop.set()
+        _process_state["thread"].join(timeout=5)
+        _process_state["scheduler"].release()

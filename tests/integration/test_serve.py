@@ -1,0 +1,80 @@
+"""`make run`'s supervisor (src/serve.py): the web server and a worker, started and stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "src" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "REDIS_URL": "", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("the web server did not come up")
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [(int(line.split(None, 1)[0]), line.split(None, 1)[1]) for line in out.splitlines() if line.strip()]
+
+
+def wait_exit(process: subprocess.Popen, seconds: float = 20) -> int:
+    return process.wait(timeout=seconds)
+
+
+def test_run_starts_the_web_server_and_a_worker_and_sigterm_stops_both(tmp_path):
+    process, _port = start(tmp_path)
+    kids = children(process.pid)
+    assert any("uvicorn" in args for _pid, args in kids)
+    assert any("worker.py" in args for _pid, args in kids)
+    process.send_signal(signal.SIGTERM)
+    wait_exit(process)
+    assert all(subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0 for pid, _ in kids)
+
+
+def test_when_the_worker_dies_the_web_server_is_stopped_too(tmp_path):
+    process, port = start(tmp_path)
+    worker = next(pid for pid, args in children(process.pid) if "worker.py" in args)
+    os.kill(worker, signal.SIGKILL)
+    assert wait_exit(process) != 0
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+        raise AssertionError("the web server still answers")
+    except OSError:
+        pass
+
+
+def test_worker_0_runs_the_web_server_alone(tmp_path):
+    process, _port = start(tmp_path, WORKER="0")
+    try:
+        assert [args for _pid, args in children(process.pid) if "worker.py" in args] == []
+    finally:
+        process.send_signal(signal.SIGINT)
+        wait_exit(process)
