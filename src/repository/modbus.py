@@ -9,7 +9,8 @@ import peewee
 
 from domain import modbus
 from domain.modbus import BucketSummary, HostOutcome, PollStatus, StoredSample
-from repository.db import BaseModel, database, write_transaction
+from repository.db import BaseModel, database, is_sqlite, write_transaction
+from repository.silesia import HostRow
 
 CHUNK = 500  # rows (or ids) per statement: well inside SQLite's and PostgreSQL's parameter limits
 
@@ -57,6 +58,18 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[start : start + size]
 
 
+def _existing_hosts(host_ids: Iterable[int]) -> set[int]:
+    """The hosts that still exist, kept from being deleted until this transaction ends (a host deleted
+    while its round ran is dropped from the round instead of failing the round's transaction)."""
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(host_ids))):
+        query = HostRow.select(HostRow.id).where(HostRow.id.in_(chunk))
+        if not is_sqlite():  # SQLite runs one writer at a time: nobody deletes in between
+            query = query.for_update("FOR KEY SHARE")
+        found.update(host_id for (host_id,) in query.tuples())
+    return found
+
+
 # ---- claiming hosts for a round ----
 
 
@@ -66,11 +79,9 @@ def claim_due_hosts(host_ids: Iterable[int], *, now_ms: int, interval_ms: int, l
     A claimed host is due again half an interval after this claim, so two rounds started for the same
     interval (two schedulers, a retried task) poll it once, while the next interval's round finds it due.
     """
-    ids = sorted(set(host_ids))
-    if not ids:
-        return set()
     token = secrets.token_hex(16)
     with write_transaction():
+        ids = sorted(_existing_hosts(host_ids))
         for chunk in _chunks(ids):
             PollStatusRow.insert_many([{"host_id": host_id} for host_id in chunk]).on_conflict_ignore().execute()
             (
@@ -104,6 +115,9 @@ def release(host_ids: Iterable[int]) -> None:
 def store_round(samples: Sequence, outcomes: Sequence[HostOutcome]) -> None:
     """Samples (modbus_reader.Sample) and outcomes of one round, in one transaction; releases the claims."""
     with write_transaction():
+        existing = _existing_hosts([outcome.host_id for outcome in outcomes] + [sample.host_id for sample in samples])
+        samples = [sample for sample in samples if sample.host_id in existing]
+        outcomes = [outcome for outcome in outcomes if outcome.host_id in existing]
         series_ids = _series_ids(samples)
         rows = [
             (series_ids[(sample.host_id, sample.measurement, sample.unit)], sample.time_ms, sample.value)
@@ -194,13 +208,6 @@ def _to_status(row: PollStatusRow) -> PollStatus:
 def poll_status(host_id: int) -> PollStatus | None:
     """The host's poll record; None before its first poll."""
     return _statuses([host_id]).get(host_id)
-
-
-def forget_host(host_id: int) -> None:
-    """Drop a host's samples and poll record (its host was deleted)."""
-    with write_transaction():
-        Series.delete().where(Series.host_id == host_id).execute()
-        PollStatusRow.delete().where(PollStatusRow.host_id == host_id).execute()
 
 
 # ---- reading samples ----

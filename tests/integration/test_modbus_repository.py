@@ -5,10 +5,20 @@ import pytest
 from domain.modbus import HostOutcome
 from modbus_reader import Sample
 from repository import modbus as repo
+from repository import silesia as silesia_repo
+from tests.support import silesia_sites
 
 T0 = 1_796_100_000_000  # 2026-12-01T05:20:00Z, a whole minute
 MINUTE = 60_000
 HOUR = 3_600_000
+
+
+@pytest.fixture
+def database(database):
+    """Hosts 1, 2 and 3 exist (samples and poll records belong to SilesiaSolar hosts)."""
+    owner = silesia_sites.account()
+    assert silesia_sites.many_hosts(owner, [(1502, 1), (1502, 2), (1502, 3)]) == [1, 2, 3]
+    return database
 
 
 def volt(time_ms, value, host=1):
@@ -149,15 +159,16 @@ def test_a_host_is_polled_once_per_interval_however_many_rounds_start(database):
     assert repo.claim_due_hosts([1], now_ms=T0 + MINUTE - 50, interval_ms=MINUTE, lease_ms=MINUTE) == {1}
 
 
-def test_forgetting_a_host_drops_its_samples_and_record(database):
+def test_deleting_a_host_deletes_its_samples_and_record(database):
     repo.store_round([volt(T0, 230.0), volt(T0, 1.0, host=2)], [HostOutcome(1, T0, 1, 0)])
-    repo.forget_host(1)
+    silesia_repo.delete_host(1)
     assert stored() == [] and repo.poll_status(1) is None
     assert stored(host=2) == [(T0, "voltage_ac", 1.0, "V")]
 
 
-@pytest.mark.parametrize("count", [1_200])
-def test_a_round_over_many_hosts_is_stored_in_one_go(database, count):
+def test_a_round_over_many_hosts_is_stored_in_one_go(database):
+    count = 1_200
+    silesia_sites.many_hosts(silesia_sites.account(), [(2000 + host, 1) for host in range(4, count)])
     repo.claim_due_hosts(range(count), now_ms=T0, interval_ms=MINUTE, lease_ms=MINUTE)
     repo.store_round(
         [volt(T0, float(host), host=host) for host in range(count)],
@@ -165,3 +176,15 @@ def test_a_round_over_many_hosts_is_stored_in_one_go(database, count):
     )
     assert stored(host=count - 1) == [(T0, "voltage_ac", float(count - 1), "V")]
     assert repo.poll_status(count - 1).last_outcome == "ok"
+
+
+def test_a_host_deleted_while_its_round_ran_is_left_out_and_the_others_are_stored(database):
+    repo.claim_due_hosts([1, 2], now_ms=T0, interval_ms=MINUTE, lease_ms=MINUTE)
+    silesia_repo.delete_host(2)
+    repo.store_round([volt(T0, 230.0), volt(T0, 1.0, host=2)], [HostOutcome(1, T0, 1, 0), HostOutcome(2, T0, 1, 0)])
+    assert stored() == [(T0, "voltage_ac", 230.0, "V")]
+    assert repo.poll_status(1).last_outcome == "ok" and repo.poll_status(2) is None
+
+
+def test_hosts_that_do_not_exist_are_never_claimed(database):
+    assert repo.claim_due_hosts([1, 99], now_ms=T0, interval_ms=MINUTE, lease_ms=MINUTE) == {1}

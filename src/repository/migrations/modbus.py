@@ -1,6 +1,7 @@
 """Schema of the Modbus polling area: the series a host measures, their samples, and each host's poll record.
 
-Hosts are referenced by their integer id (the SilesiaSolar host). A series is one (host, measurement,
+Hosts are the SilesiaSolar hosts (silesia_hosts): deleting a host deletes its series, samples and poll
+record, so a host id the database hands out again never inherits another host's data. A series is one (host, measurement,
 unit): samples then carry only a small integer key, the read time in epoch milliseconds and the value.
 """
 
@@ -16,15 +17,19 @@ def _initial_schema(migrator, db: peewee.Database) -> None:
         class Meta:
             database = db
 
+    class Host(Base):  # the SilesiaSolar table, only as the target of the references below
+        class Meta:
+            table_name = "silesia_hosts"
+
     class ModbusSeries(Base):
-        host_id = peewee.IntegerField()
+        host = peewee.ForeignKeyField(Host, column_name="host_id", on_delete="CASCADE")
         measurement = peewee.CharField(max_length=100)
         unit = peewee.CharField(max_length=32)
         measurement_type = peewee.SmallIntegerField()  # 1 = instantaneous, 2 = cumulative counter
 
         class Meta:
             table_name = "modbus_series"
-            indexes = ((("host_id", "measurement", "unit"), True),)
+            indexes = ((("host", "measurement", "unit"), True),)
 
     class ModbusSample(Base):
         series = peewee.ForeignKeyField(ModbusSeries, column_name="series_id", on_delete="CASCADE")
@@ -37,7 +42,7 @@ def _initial_schema(migrator, db: peewee.Database) -> None:
             without_rowid = clustered
 
     class ModbusPollStatus(Base):
-        host_id = peewee.IntegerField(primary_key=True)
+        host = peewee.ForeignKeyField(Host, column_name="host_id", primary_key=True, on_delete="CASCADE")
         last_poll_at_ms = peewee.BigIntegerField(null=True)
         last_success_at_ms = peewee.BigIntegerField(null=True)
         last_error = peewee.TextField(null=True)
