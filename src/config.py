@@ -68,6 +68,10 @@ class Config:
     # The scheduler lease: its holder enqueues the periodic jobs; another worker takes over this long
     # after the holder stopped renewing it.
     scheduler_lease_seconds: float = 10.0
+    # --- Modbus polling (SilesiaSolar hosts; the poll_round task in src/tasks.py) ---
+    modbus_poll_seconds: float = 60.0  # a round every this many seconds; 0 turns polling off
+    modbus_timeout_seconds: float = 3.0  # each host's budget for connecting and all its requests
+    modbus_concurrency: int = 100  # hosts talked to at once in a round
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -85,6 +89,11 @@ class Config:
             raise ValueError("LOGIN_THROTTLE_WINDOW_SECONDS must be at least 1")
         if self.worker_threads < 1 or self.scheduler_lease_seconds < 1:
             raise ValueError("WORKER_THREADS must be >= 1 and SCHEDULER_LEASE_SECONDS >= 1")
+        if self.modbus_poll_seconds < 0 or not 0 < self.modbus_timeout_seconds <= 60 or self.modbus_concurrency < 1:
+            raise ValueError(
+                "MODBUS_POLL_SECONDS must be >= 0 (0 = off), MODBUS_TIMEOUT_SECONDS between 0 and 60, "
+                "MODBUS_CONCURRENCY >= 1"
+            )
 
     @property
     def queue_path(self) -> str:
@@ -112,6 +121,10 @@ class Config:
             queue_sqlite_path=os.environ.get("QUEUE_SQLITE_PATH") or None,
             worker_threads=_int("WORKER_THREADS", 4),
             scheduler_lease_seconds=_float("SCHEDULER_LEASE_SECONDS", 10.0),
+            # --- Modbus polling ---
+            modbus_poll_seconds=_float("MODBUS_POLL_SECONDS", 60.0),
+            modbus_timeout_seconds=_float("MODBUS_TIMEOUT_SECONDS", 3.0),
+            modbus_concurrency=_int("MODBUS_CONCURRENCY", 100),
         )
         values.update(overrides)
         return cls(**values)

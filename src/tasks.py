@@ -44,8 +44,11 @@ from pathlib import Path
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
+import modbus_reader
 from config import Config
 from repository import db, leases, migrations
+from repository import modbus as modbus_repo
+from repository import silesia as silesia_repo
 
 log = logging.getLogger("joi.tasks")
 
@@ -222,3 +225,47 @@ def stop_worker_process() -> None:
         stop.set()
         _process_state["thread"].join(timeout=5)
         _process_state["scheduler"].release()
+
+
+# --- Modbus polling (SilesiaSolar hosts) ---------------------------------------------------------
+
+
+@huey.task()
+def poll_round() -> None:
+    """One round: every host with assigned measurements that is due and not being read by another round
+    (repository.modbus claims them), read over Modbus TCP (modbus_reader), samples and poll records
+    stored in one transaction. Hosts and assignments are read afresh each round."""
+    with database_connection():
+        targets = [target for target in silesia_repo.polling_targets() if target.registers]
+        claimed = modbus_repo.claim_due_hosts(
+            [target.host_id for target in targets],
+            now_ms=modbus_reader.now_ms(),
+            interval_ms=int(settings.modbus_poll_seconds * 1000),
+            lease_ms=_poll_lease_ms(len(targets)),
+        )
+    due = [target for target in targets if target.host_id in claimed]
+    if not due:
+        return
+    try:
+        result = modbus_reader.poll(
+            due, timeout=settings.modbus_timeout_seconds, concurrency=settings.modbus_concurrency
+        )
+    except BaseException:
+        with database_connection():
+            modbus_repo.release(claimed)
+        raise
+    with database_connection():
+        modbus_repo.store_round(result.samples, result.outcomes)
+    failed = sum(1 for outcome in result.outcomes if outcome.outcome != "ok")
+    log.info("modbus round: %d hosts, %d samples, %d hosts with errors", len(due), len(result.samples), failed)
+
+
+def _poll_lease_ms(hosts: int) -> int:
+    """How long a round may hold its hosts: its longest possible duration (every batch of hosts using its
+    whole timeout) and a margin; after that, a round that died is presumed dead and its hosts are polled."""
+    batches = -(-hosts // settings.modbus_concurrency) + 1
+    return int((batches * settings.modbus_timeout_seconds + 30) * 1000)
+
+
+if settings.modbus_poll_seconds > 0:
+    every(settings.modbus_poll_seconds, poll_round)
