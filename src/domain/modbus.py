@@ -282,8 +282,8 @@ LATEST_INSTANT_MS = 4_102_444_800_000  # 2100-01-01
 
 
 def parse_instant(text: str, field: str) -> int:
-    """Epoch milliseconds of an ISO 8601 date-time (a naive one is UTC) or of whole epoch seconds."""
-    text = text.strip()
+    """Epoch milliseconds of an ISO 8601 date-time (a naive one is UTC) or of whole epoch seconds.
+    Surrounding whitespace or control characters are refused, not trimmed."""
     try:
         if text.isascii() and text.isdigit():
             instant = int(text) * 1000

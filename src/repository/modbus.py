@@ -365,10 +365,10 @@ def _counter_buckets(series_id, bucket_ms, start_ms, end_ms, limit, after) -> li
 
 def counter_slices(
     host_id: int, measurement: str, *, start_ms: int, end_ms: int, slice_ms: int, max_gap_ms: int
-) -> tuple[list[tuple[int, float]], str | None]:
-    """The rises of the host's counter per slice (of the later sample), in the counter's unit, skipping
-    rises across gaps longer than `max_gap_ms` (energy whose time is unknown is not priced); and that unit
-    (None when the host has no such counter). Samples of several units are each converted by the caller."""
+) -> tuple[list[tuple[int, float]], set[str]]:
+    """The rises of the host's counter in kWh per slice (of the later sample), skipping rises across gaps
+    longer than `max_gap_ms` (energy whose time is unknown is not priced); and the counter's units (a
+    series in a unit that is not an energy unit adds nothing)."""
     series = _series_of(host_id, measurement, modbus.COUNTER)
     slices: dict[int, float] = {}
     units = set()
@@ -387,8 +387,7 @@ def counter_slices(
         )
         for start, rise in query.bind(database).tuples():
             slices[int(start)] = slices.get(int(start), 0.0) + (rise or 0.0) * factor
-    unit = None if not units else ",".join(sorted(units))
-    return sorted(slices.items()), unit
+    return sorted(slices.items()), units
 
 
 def counter_period(host_id: int, measurement: str) -> tuple[int, int] | None:

@@ -126,7 +126,7 @@ def test_counter_slices_convert_to_kwh_and_skip_rises_across_long_gaps(database)
     slices, unit = repo.counter_slices(
         1, "active_energy_consumed", start_ms=T0, end_ms=T0 + 4 * HOUR, slice_ms=900_000, max_gap_ms=HOUR
     )
-    assert (slices, unit) == ([(T0 // 900_000 * 900_000, 2.0)], "Wh")
+    assert (slices, unit) == ([(T0 // 900_000 * 900_000, 2.0)], {"Wh"})
     assert repo.counter_period(1, "active_energy_consumed") == (T0, T0 + 3 * HOUR)
     assert repo.counter_period(2, "active_energy_consumed") is None
 

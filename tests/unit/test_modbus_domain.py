@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.errors import InvalidInput
 from domain.modbus import (
     MAX_GAP_REGISTERS,
     MAX_REGISTERS_PER_REQUEST,
@@ -12,9 +13,13 @@ from domain.modbus import (
     PollStatus,
     decode,
     encode,
+    format_instant,
+    kwh_factor,
     next_status,
+    parse_instant,
     plan_requests,
     split,
+    weekday_energy,
 )
 from domain.silesia import RegisterSpec
 
@@ -183,3 +188,41 @@ def test_a_long_error_text_is_cut():
     status = next_status(None, HostOutcome(1, 1, 0, 500, tuple("x" * 50 for _ in range(500))))
     assert len(status.last_error) == 2000
     assert status.last_error.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-01T07:00:00.123Z", 1_796_108_400_123),
+        ("2026-12-01T07:00:00.123", 1_796_108_400_123),  # naive: UTC
+        ("2026-12-01T08:00:00.123+01:00", 1_796_108_400_123),
+        ("2026-12-01", 1_796_083_200_000),
+        ("1796108400", 1_796_108_400_000),  # epoch seconds, as compare-all takes them
+    ],
+)
+def test_instants_are_iso_8601_date_times_or_epoch_seconds(text, expected):
+    assert parse_instant(text, "from") == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["yesterday", " 2026-12-01", "1\n", "2026-12-01T25:00:00", "1969-12-31T23:59:59Z", "٣"]
+)
+def test_anything_else_is_invalid_input_naming_the_field(text):
+    with pytest.raises(InvalidInput) as error:
+        parse_instant(text, "to")
+    assert error.value.field == "to"
+
+
+def test_instants_are_written_in_utc_with_milliseconds():
+    assert format_instant(1_796_108_400_123) == "2026-12-01T07:00:00.123Z"
+    assert format_instant(1_796_108_400_000) == "2026-12-01T07:00:00.000Z"
+
+
+def test_energy_units_convert_to_kwh():
+    assert (kwh_factor("Wh"), kwh_factor("kWh"), kwh_factor("MWh"), kwh_factor("kVArh")) == (0.001, 1.0, 1000.0, None)
+
+
+def test_energy_is_booked_to_the_local_weekday_of_each_zone():
+    sunday_2330_utc = 1_796_599_800_000  # 2026-12-06 (a Sunday) 23:30 UTC: Monday 00:30 in Warsaw
+    energy = weekday_energy([(sunday_2330_utc, 2.0), (sunday_2330_utc - 3_600_000, 1.0)], ["UTC", "Europe/Warsaw"])
+    assert energy == {"UTC": {6: 3.0}, "Europe/Warsaw": {0: 2.0, 6: 1.0}}
