@@ -241,14 +241,22 @@ def poll_round() -> None:
             [target.host_id for target in targets],
             now_ms=modbus_reader.now_ms(),
             interval_ms=int(settings.modbus_poll_seconds * 1000),
-            lease_ms=_poll_lease_ms(len(targets)),
+            lease_ms=int((_round_deadline_seconds() + settings.modbus_timeout_seconds + 30) * 1000),
         )
-    due = [target for target in targets if target.host_id in claimed]
+        # Behind one gateway, hosts are read one after another: the ones that failed last go last.
+        failures = modbus_repo.failure_counts(claimed)
+    due = sorted(
+        (target for target in targets if target.host_id in claimed),
+        key=lambda target: (failures.get(target.host_id, 0), target.host_id),
+    )
     if not due:
         return
     try:
         result = modbus_reader.poll(
-            due, timeout=settings.modbus_timeout_seconds, concurrency=settings.modbus_concurrency
+            due,
+            timeout=settings.modbus_timeout_seconds,
+            concurrency=settings.modbus_concurrency,
+            deadline_seconds=_round_deadline_seconds(),
         )
     except BaseException:
         with database_connection():
@@ -260,11 +268,11 @@ def poll_round() -> None:
     log.info("modbus round: %d hosts, %d samples, %d hosts with errors", len(due), len(result.samples), failed)
 
 
-def _poll_lease_ms(hosts: int) -> int:
-    """How long a round may hold its hosts: its longest possible duration (every batch of hosts using its
-    whole timeout) and a margin; after that, a round that died is presumed dead and its hosts are polled."""
-    batches = -(-hosts // settings.modbus_concurrency) + 1
-    return int((batches * settings.modbus_timeout_seconds + 30) * 1000)
+def _round_deadline_seconds() -> float:
+    """A round starts no host later than this after its start (hosts behind a gateway wait for the silent
+    ones before them): two intervals, or four timeouts when that is longer. Its claims last this long,
+    one timeout and a margin: a round that died is then presumed dead and its hosts are polled again."""
+    return max(2 * settings.modbus_poll_seconds, 4 * settings.modbus_timeout_seconds)
 
 
 if settings.modbus_poll_seconds > 0:

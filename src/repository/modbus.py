@@ -205,6 +205,11 @@ def _to_status(row: PollStatusRow) -> PollStatus:
     return PollStatus(host_id=row.host_id, **{name: getattr(row, name) for name in _STATUS_FIELDS})
 
 
+def failure_counts(host_ids: Iterable[int]) -> dict[int, int]:
+    """consecutive_failures of each host that has been polled."""
+    return {host_id: status.consecutive_failures for host_id, status in _statuses(list(host_ids)).items()}
+
+
 def poll_status(host_id: int) -> PollStatus | None:
     """The host's poll record; None before its first poll."""
     return _statuses([host_id]).get(host_id)

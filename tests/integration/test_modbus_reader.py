@@ -142,3 +142,58 @@ def test_a_silent_host_costs_the_round_its_timeout_once_not_per_request():
         elapsed = time.monotonic() - started
     assert result.outcomes[0].measurements_failed == 5
     assert elapsed < 1.5
+
+
+def test_hosts_behind_one_gateway_are_read_one_after_another_over_one_connection(gateway):
+    before = gateway.connections
+    targets = [PollTarget(host, "127.0.0.1", gateway.port, unit, SDM630[:1]) for host, unit in [(1, 1), (2, 2), (3, 1)]]
+    result = modbus_reader.poll(targets, timeout=2)
+    assert gateway.connections - before == 1
+    assert [values(result, host) for host in (1, 2, 3)] == [
+        {"voltage_ac": 230.1},
+        {"voltage_ac": 1230.1},
+        {"voltage_ac": 230.1},
+    ]
+
+
+def test_a_unit_id_the_gateway_does_not_reach_fails_alone_with_the_gateways_exception(gateway):
+    targets = [
+        PollTarget(1, "127.0.0.1", gateway.port, 9, SDM630[:1]),
+        PollTarget(2, "127.0.0.1", gateway.port, 1, SDM630[:1]),
+    ]
+    result = modbus_reader.poll(targets, timeout=2)
+    assert "gateway target device failed to respond" in result.outcomes[0].errors[0]
+    assert values(result, 2) == {"voltage_ac": 230.1}
+
+
+def test_a_refused_gateway_is_tried_once_for_all_the_hosts_behind_it():
+    port = sim.refused_port()
+    result = modbus_reader.poll([PollTarget(host, "127.0.0.1", port, host, SDM630) for host in (1, 2, 3)], timeout=1)
+    assert [outcome.errors for outcome in result.outcomes] == [
+        (f"cannot connect to 127.0.0.1:{port} (refused or unreachable)",)
+    ] * 3
+    assert [outcome.measurements_failed for outcome in result.outcomes] == [6, 6, 6]
+
+
+def test_after_two_silent_hosts_in_a_row_the_rest_of_that_address_waits_for_the_next_round():
+    with sim.silent_host() as silent:
+        targets = [PollTarget(host, "127.0.0.1", silent.port, host, SDM630[:2]) for host in (1, 2, 3, 4)]
+        started = time.monotonic()
+        result = modbus_reader.poll(targets, timeout=0.5)
+        elapsed = time.monotonic() - started
+        accepted = silent.accepted
+    errors = [outcome.errors[0] for outcome in result.outcomes]
+    assert all("no answer" in error for error in errors[:2])
+    assert all(error.startswith("not polled this round") for error in errors[2:])
+    assert accepted == 2 and elapsed < 1.6
+
+
+def test_a_host_whose_turn_comes_after_the_round_deadline_is_not_polled(gateway):
+    with sim.silent_host() as silent:
+        targets = [
+            PollTarget(1, "127.0.0.1", silent.port, 1, SDM630[:1]),
+            PollTarget(2, "127.0.0.1", silent.port, 2, SDM630[:1]),
+        ]
+        result = modbus_reader.poll(targets, timeout=0.5, deadline_seconds=0.2)
+    assert "no answer" in result.outcomes[0].errors[0]
+    assert "ran out of time" in result.outcomes[1].errors[0]

@@ -110,6 +110,7 @@ class ModbusGateway:
         self._context = ModbusServerContext(devices=devices, single=False)
         self._loop = _Loop()
         self._server: ModbusTcpServer | None = None
+        self.connections = 0  # TCP connections accepted so far
 
     def __enter__(self) -> ModbusGateway:
         self._loop.start()
@@ -122,8 +123,12 @@ class ModbusGateway:
         self._loop.stop()
 
     async def _start(self) -> None:
-        self._server = ModbusTcpServer(self._context, address=("127.0.0.1", self.port))
+        self._server = ModbusTcpServer(self._context, address=("127.0.0.1", self.port), trace_connect=self._traced)
         await self._server.serve_forever(background=True)
+
+    def _traced(self, connected: bool) -> None:
+        if connected:
+            self.connections += 1
 
     def set_input(self, unit_id: int, layout: Layout) -> None:
         """Change input registers while the server runs (a meter whose values move)."""
@@ -148,6 +153,7 @@ class _RawTcpHost:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._connections: list[socket.socket] = []
+        self.accepted = 0
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -171,6 +177,7 @@ class _RawTcpHost:
             except (TimeoutError, OSError):
                 continue
             self._connections.append(connection)
+            self.accepted += 1
             threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
 
     def _talk(self, connection: socket.socket) -> None:
