@@ -1,8 +1,9 @@
 """Schema of the Modbus polling area: the series a host measures, their samples, and each host's poll record.
 
 Hosts are the SilesiaSolar hosts (silesia_hosts): deleting a host deletes its series, samples and poll
-record, so a host id the database hands out again never inherits another host's data. A series is one (host, measurement,
-unit): samples then carry only a small integer key, the read time in epoch milliseconds and the value.
+record, so a host id the database hands out again never inherits another host's data. A series is one
+(host, measurement, unit): samples then carry only a small integer key, the read time in epoch
+milliseconds and the value.
 """
 
 from __future__ import annotations
