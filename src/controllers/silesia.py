@@ -272,7 +272,8 @@ def admin_list_measurements(limit: int | None = None, offset: int = 0):
 
 
 def admin_create_measurement(body: dict):
-    return json_response(measurement_json(repo.create_measurement(rules.new_measurement(body))), 201)
+    measurement, created = repo.create_measurement(rules.new_measurement(body))
+    return json_response(measurement_json(measurement), 201 if created else 200)
 
 
 def admin_get_measurement(measurement: str):

@@ -225,12 +225,19 @@ def measurement(name: str) -> Measurement:
     return Measurement(name, type_)
 
 
-def create_measurement(new: Measurement) -> Measurement:
+def create_measurement(new: Measurement) -> tuple[Measurement, bool]:
+    """(the measurement, whether it was created). The same name and type again is no error (the seed's own
+    example adds `current`, which the seed data holds); the same name with another type is."""
     with _writing():
-        if MeasurementRow.select().where(MeasurementRow.name == new.name).exists():
-            raise InvalidInput("A measurement with that name already exists.", field="measurement")
+        existing = MeasurementRow.select(MeasurementRow.type).where(MeasurementRow.name == new.name).scalar()
+        if existing is not None:
+            if existing != new.type:
+                raise InvalidInput(
+                    f"A measurement {new.name!r} exists already, with type {existing}.", field="measurement"
+                )
+            return new, False
         MeasurementRow.insert(name=new.name, type=new.type).execute()
-    return new
+    return new, True
 
 
 def update_measurement(name: str, changes: dict) -> Measurement:
