@@ -25,6 +25,7 @@ from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from repository import db, migrations  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
+from urlguard import RejectControlCharactersInPath  # noqa: E402
 from validation import PARSED_BODY_KEY, validator_map  # noqa: E402
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -98,6 +99,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.app.teardown_request(lambda _error: db.close())
     # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
+    app.add_middleware(RejectControlCharactersInPath, position=MiddlewarePosition.BEFORE_ROUTING)
     errors.register(app)
     return app
 

@@ -13,7 +13,6 @@ import math
 import anyio.to_thread
 from connexion.context import context
 from connexion.lifecycle import ConnexionRequest
-from connexion.security import NO_VALUE
 from flask import request
 
 from controllers.context import now, settings
@@ -42,9 +41,11 @@ INVALID_CREDENTIALS = "Unable to log in with provided credentials."
 
 
 async def token_info(api_key: str, request: ConnexionRequest):
-    """The `token` scheme: `Authorization: Token <64 hex>`. A Bearer header is the `bearer` scheme's."""
-    if api_key.strip().lower().startswith("bearer"):
-        return NO_VALUE
+    """The `token` scheme: the whole Authorization header, `Token <64 hex>` or `Bearer <64 hex>`.
+
+    Operations list `bearer` first and `token` second: a valid Bearer token is taken by the first, and when
+    both fail Connexion raises the last 401, which is this one, whose detail says exactly what is wrong
+    (Connexion's own Bearer parsing would only say "Invalid authorization header")."""
     _, token = presented_token(api_key)
     return await _token_user(token, request)
 

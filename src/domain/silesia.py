@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from domain.errors import InvalidInput
 
@@ -249,3 +249,127 @@ def register_layout(address: int, data_type: int, function_code: int, word_order
 def missing_registers(wanted: list[str], available: set[str]) -> list[str]:
     """The wanted measurements that the meter model has no register for, in the order asked."""
     return [name for name in dict.fromkeys(wanted) if name not in available]
+
+
+# --- request bodies into checked values --------------------------------------------------------------------
+
+_LOCATION_TEXT = {"street": STREET_MAX_LENGTH, "number": NUMBER_MAX_LENGTH, "city": CITY_MAX_LENGTH}
+
+
+def location_changes(body: dict) -> dict:
+    """The location fields present in `body`, checked: street, number, city, zip_code, coord_x, coord_y
+    (a null coordinate clears it)."""
+    changes = {}
+    for field, max_length in _LOCATION_TEXT.items():
+        if field in body:
+            changes[field] = text(body[field], field, max_length)
+    if "zip_code" in body:
+        changes["zip_code"] = zip_code(body["zip_code"])
+    for field in ("coord_x", "coord_y"):
+        if field in body:
+            changes[field] = coordinate(body[field], field)
+    return changes
+
+
+def new_location(user: int, body: dict) -> Location:
+    for field in ("street", "number", "city", "zip_code"):
+        if field not in body:
+            raise InvalidInput(f"{field} is required", field=field)
+    return Location(id=0, user=user, **location_changes(body))
+
+
+def host_changes(body: dict) -> dict:
+    """The host fields present in `body`, checked (ip normalised)."""
+    changes = {}
+    if "ip" in body:
+        changes["ip"] = host_address(body["ip"])
+    if "port" in body:
+        changes["port"] = in_range(body["port"], "port", 1, 65_535)
+    if "slave_address" in body:
+        changes["slave_address"] = in_range(body["slave_address"], "slave_address", 0, MAX_SLAVE_ADDRESS)
+    if "description" in body:
+        changes["description"] = text(body["description"], "description", DESCRIPTION_MAX_LENGTH, allow_empty=True)
+    for field in ("user", "location", "meter"):
+        if field in body:
+            changes[field] = in_range(body[field], field, 1, 2**31 - 1)
+    return changes
+
+
+def new_host(body: dict) -> Host:
+    for field in ("ip", "port", "slave_address", "user", "location", "meter"):
+        if field not in body:
+            raise InvalidInput(f"{field} is required", field=field)
+    return Host(id=0, **host_changes(body))
+
+
+def new_meter(body: dict) -> Meter:
+    return Meter(id=0, name=meter_name(body["name"]), type=code(body["type"], "type", METER_TYPES))
+
+
+def meter_changes(body: dict) -> dict:
+    changes = {}
+    if "name" in body:
+        changes["name"] = meter_name(body["name"])
+    if "type" in body:
+        changes["type"] = code(body["type"], "type", METER_TYPES)
+    return changes
+
+
+def new_measurement(body: dict) -> Measurement:
+    return Measurement(measurement_name(body["measurement"]), code(body["type"], "type", MEASUREMENT_TYPES))
+
+
+def measurement_changes(body: dict) -> dict:
+    changes = {}
+    if "measurement" in body:
+        changes["name"] = measurement_name(body["measurement"])
+    if "type" in body:
+        changes["type"] = code(body["type"], "type", MEASUREMENT_TYPES)
+    return changes
+
+
+def _register_fields(body: dict) -> dict:
+    fields = {}
+    renamed = {"type": "data_type"}
+    for key in ("meter", "measurement", "address", "unit", "type", "function_code", "word_order", "scale"):
+        if key in body:
+            fields[renamed.get(key, key)] = body[key]
+    if "measurement" in fields:
+        measurement_name(fields["measurement"])
+    if "unit" in fields:
+        fields["unit"] = text(fields["unit"], "unit", UNIT_MAX_LENGTH, allow_empty=True)
+    if "meter" in fields:
+        in_range(fields["meter"], "meter", 1, 2**31 - 1)
+    if "scale" in fields:
+        fields["scale"] = float(fields["scale"])
+    return fields
+
+
+def checked_register(register: Register) -> Register:
+    register_layout(register.address, register.data_type, register.function_code, register.word_order, register.scale)
+    return register
+
+
+def new_register(body: dict) -> Register:
+    for field in ("address", "measurement", "type", "function_code", "meter"):
+        if field not in body:
+            raise InvalidInput(f"{field} is required", field=field)
+    return checked_register(Register(id=0, **{"unit": "", **_register_fields(body)}))
+
+
+def merge_register(current: Register, body: dict) -> Register:
+    """The register with the changes in `body`, checked as a whole (an address that suits the old type
+    may not suit the new one)."""
+    return checked_register(replace(current, **_register_fields(body)))
+
+
+def merge_host(current: Host, changes: dict) -> Host:
+    return replace(current, **changes)
+
+
+def measurement_names(body: dict) -> list[str]:
+    """The `measurements` of an assignment body: names, each once, in the order given."""
+    names = body["measurements"]
+    for name in names:
+        measurement_name(name, field="measurements")
+    return list(dict.fromkeys(names))

@@ -9,6 +9,7 @@ a register on the host's meter model) runs inside the transaction that writes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import peewee
@@ -23,6 +24,9 @@ from domain.silesia import (
     PollTarget,
     Register,
     RegisterSpec,
+    merge_host,
+    merge_register,
+    meter_name_key,
     missing_registers,
 )
 from repository.db import BaseModel, write_transaction
@@ -96,6 +100,17 @@ class HostMeasurementRow(BaseModel):
         table_name = "silesia_host_measurements"
 
 
+@contextlib.contextmanager
+def _writing():
+    """A write transaction. The rules are checked inside it, so a constraint only fails when a concurrent
+    request wrote the same thing between our check and our write: that is a conflict, not a server error."""
+    try:
+        with write_transaction():
+            yield
+    except peewee.IntegrityError:
+        raise Conflict("A concurrent request changed the same data; nothing was changed, retry.") from None
+
+
 def _paged(query: peewee.Select, page: Page) -> tuple[list, int]:
     """The rows of one page and how many rows there are in all."""
     limit, offset = page
@@ -130,17 +145,18 @@ def _refuse_taken_meter_name(name_key: str, except_id: int | None = None) -> Non
         raise InvalidInput("A meter model with that name already exists.", field="name")
 
 
-def create_meter(name: str, name_key: str, type_: int) -> Meter:
-    with write_transaction():
+def create_meter(new: Meter) -> Meter:
+    name_key = meter_name_key(new.name)
+    with _writing():
         _refuse_taken_meter_name(name_key)
-        meter_id = MeterRow.insert(name=name, name_key=name_key, type=type_).execute()
-    return Meter(meter_id, name, type_)
+        meter_id = MeterRow.insert(name=new.name, name_key=name_key, type=new.type).execute()
+    return Meter(meter_id, new.name, new.type)
 
 
 def update_meter(
     meter_id: int, *, name: str | None = None, name_key: str | None = None, type_: int | None = None
 ) -> Meter:
-    with write_transaction():
+    with _writing():
         meter(meter_id)
         changes = {}
         if name is not None:
@@ -155,7 +171,7 @@ def update_meter(
 
 def delete_meter(meter_id: int) -> None:
     """A meter model and its registers; refused while a host uses it."""
-    with write_transaction():
+    with _writing():
         meter(meter_id)
         hosts = [row[0] for row in HostRow.select(HostRow.id).where(HostRow.meter == meter_id).limit(5).tuples()]
         if hosts:
@@ -209,24 +225,30 @@ def measurement(name: str) -> Measurement:
     return Measurement(name, type_)
 
 
-def create_measurement(name: str, type_: int) -> Measurement:
-    with write_transaction():
-        if MeasurementRow.select().where(MeasurementRow.name == name).exists():
-            raise InvalidInput("A measurement with that name already exists.", field="measurement")
-        MeasurementRow.insert(name=name, type=type_).execute()
-    return Measurement(name, type_)
+def create_measurement(new: Measurement) -> tuple[Measurement, bool]:
+    """(the measurement, whether it was created). The same name and type again is no error (the seed's own
+    example adds `current`, which the seed data holds); the same name with another type is."""
+    with _writing():
+        existing = MeasurementRow.select(MeasurementRow.type).where(MeasurementRow.name == new.name).scalar()
+        if existing is not None:
+            if existing != new.type:
+                raise InvalidInput(
+                    f"A measurement {new.name!r} exists already, with type {existing}.", field="measurement"
+                )
+            return new, False
+        MeasurementRow.insert(name=new.name, type=new.type).execute()
+    return new, True
 
 
-def update_measurement(name: str, *, new_name: str | None = None, type_: int | None = None) -> Measurement:
-    with write_transaction():
+def update_measurement(name: str, changes: dict) -> Measurement:
+    """`changes`: a checked new name and/or type (domain.silesia.measurement_changes)."""
+    with _writing():
         measurement_id, _, _ = _measurement_row(name)
-        changes = {}
-        if new_name is not None and new_name != name:
-            if MeasurementRow.select().where(MeasurementRow.name == new_name).exists():
-                raise InvalidInput("A measurement with that name already exists.", field="measurement")
-            changes["name"] = new_name
-        if type_ is not None:
-            changes["type"] = type_
+        changes = dict(changes)
+        if changes.get("name", name) == name:
+            changes.pop("name", None)
+        elif MeasurementRow.select().where(MeasurementRow.name == changes["name"]).exists():
+            raise InvalidInput("A measurement with that name already exists.", field="measurement")
         if changes:
             MeasurementRow.update(**changes).where(MeasurementRow.id == measurement_id).execute()
         return measurement(changes.get("name", name))
@@ -234,7 +256,7 @@ def update_measurement(name: str, *, new_name: str | None = None, type_: int | N
 
 def delete_measurement(name: str) -> None:
     """Refused while a register describes it or a host has it assigned."""
-    with write_transaction():
+    with _writing():
         measurement_id, _, _ = _measurement_row(name)
         registers_using = [
             row[0]
@@ -311,7 +333,7 @@ def _refuse_second_register(meter_id: int, measurement_id: int, name: str, excep
 
 
 def create_register(spec: Register) -> Register:
-    with write_transaction():
+    with _writing():
         _existing_meter(spec.meter)
         measurement_id = _measurement_ids([spec.measurement], field="measurement")[spec.measurement]
         _refuse_second_register(spec.meter, measurement_id, spec.measurement)
@@ -341,11 +363,12 @@ def _hosts_assigned(meter_id: int, measurement_name: str) -> list[int]:
     ]
 
 
-def update_register(register_id: int, merged: Register) -> Register:
-    """Store `merged` (the register with its changes applied and validated) over register `register_id`.
-    Moving it to another meter or measurement is refused while hosts have the old one assigned."""
-    with write_transaction():
+def update_register(register_id: int, body: dict) -> Register:
+    """Apply the changes in `body` (register fields as the API names them) to the register, checked as a
+    whole. Moving it to another meter or measurement is refused while hosts have the old one assigned."""
+    with _writing():
         current = register(register_id)
+        merged = merge_register(current, body)
         if (merged.meter, merged.measurement) != (current.meter, current.measurement):
             _existing_meter(merged.meter)
             in_use = _hosts_assigned(current.meter, current.measurement)
@@ -372,7 +395,7 @@ def update_register(register_id: int, merged: Register) -> Register:
 
 def delete_register(register_id: int) -> None:
     """Refused while hosts of its meter model have its measurement assigned (they could not be read)."""
-    with write_transaction():
+    with _writing():
         current = register(register_id)
         in_use = _hosts_assigned(current.meter, current.measurement)
         if in_use:
@@ -422,7 +445,7 @@ def _existing_user(user_id: int) -> None:
 
 
 def create_location(new: Location) -> Location:
-    with write_transaction():
+    with _writing():
         _existing_user(new.user)
         location_id = LocationRow.insert(
             user=new.user,
@@ -438,7 +461,7 @@ def create_location(new: Location) -> Location:
 
 def update_location(location_id: int, owner: int | None, changes: dict) -> Location:
     """`changes`: validated values of street, number, city, zip_code, coord_x, coord_y (None clears a coordinate)."""
-    with write_transaction():
+    with _writing():
         location(location_id, owner)
         if changes:
             LocationRow.update(**changes).where(LocationRow.id == location_id).execute()
@@ -447,7 +470,7 @@ def update_location(location_id: int, owner: int | None, changes: dict) -> Locat
 
 def delete_location(location_id: int, owner: int | None) -> None:
     """Refused while hosts stand at the location."""
-    with write_transaction():
+    with _writing():
         location(location_id, owner)
         hosts = [row[0] for row in HostRow.select(HostRow.id).where(HostRow.location == location_id).tuples()]
         if hosts:
@@ -518,7 +541,7 @@ def _check_host(candidate: Host, except_id: int | None = None) -> None:
 
 
 def create_host(new: Host) -> Host:
-    with write_transaction():
+    with _writing():
         _check_host(new)
         host_id = HostRow.insert(
             user=new.user,
@@ -532,11 +555,12 @@ def create_host(new: Host) -> Host:
     return host(host_id, None)
 
 
-def update_host(host_id: int, merged: Host) -> Host:
-    """Store `merged` (the host with its changes applied and validated) over host `host_id`. A new meter model
-    must have a register for every measurement assigned to the host."""
-    with write_transaction():
+def update_host(host_id: int, changes: dict) -> Host:
+    """Apply the checked `changes` (domain.silesia.host_changes) to the host. Its location must still belong
+    to its user, and a new meter model must have a register for every measurement assigned to the host."""
+    with _writing():
         current = host(host_id, None)
+        merged = merge_host(current, changes)
         _check_host(merged, except_id=host_id)
         if merged.meter != current.meter:
             assigned = [assignment.measurement for assignment in assignments(host_id)]
@@ -561,7 +585,7 @@ def update_host(host_id: int, merged: Host) -> Host:
 
 def delete_host(host_id: int) -> None:
     """The host and its assignments."""
-    with write_transaction():
+    with _writing():
         host(host_id, None)
         HostMeasurementRow.delete().where(HostMeasurementRow.host == host_id).execute()
         HostRow.delete().where(HostRow.id == host_id).execute()
@@ -595,7 +619,7 @@ def assignments(host_id: int, names: Iterable[str] | None = None) -> list[Assign
 def assign(host_id: int, owner: int | None, names: list[str]) -> tuple[list[Assignment], bool]:
     """Assign the measurements to the host: (the host's assignments of these names in the order asked, whether
     any was new). A name with no register on the host's meter model is refused, and nothing is assigned."""
-    with write_transaction():
+    with _writing():
         target = host(host_id, owner)
         ids = _measurement_ids(names)
         unreadable = missing_registers(names, _register_names(target.meter))
@@ -615,7 +639,7 @@ def assign(host_id: int, owner: int | None, names: list[str]) -> tuple[list[Assi
 
 def unassign(host_id: int, owner: int | None, names: list[str]) -> int:
     """Unassign the measurements from the host (names not assigned are no error); returns how many were."""
-    with write_transaction():
+    with _writing():
         host(host_id, owner)
         ids = _measurement_ids(names)
         return (

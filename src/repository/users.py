@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ def _user(row) -> User:
 
 def create_user(new: NewUser, now: int) -> User:
     """Insert the user; a taken username or email (in any case) is an InvalidInput naming the field."""
-    with write_transaction():
+    with _refusing_duplicates(new), write_transaction():
         _refuse_taken(new)
         user_id = UserRow.insert(
             username=new.username,
@@ -94,6 +95,15 @@ def create_user_with_token(new: NewUser, token: IssuedToken) -> User:
         user = create_user(new, token.created_at)
         _insert_token(user.id, token)
     return user
+
+
+@contextlib.contextmanager
+def _refusing_duplicates(new: NewUser):
+    """Two registrations of one name at once: the second one's insert fails on the unique key."""
+    try:
+        yield
+    except peewee.IntegrityError:
+        raise InvalidInput("A user with that username or email already exists.", field="username") from None
 
 
 def _refuse_taken(new: NewUser) -> None:
@@ -141,7 +151,10 @@ def user_by_username(username_key: str) -> User | None:
 
 def users(limit: int | None = None, offset: int = 0) -> tuple[list[User], int]:
     query = UserRow.select(*_USER_FIELDS).order_by(UserRow.id)
-    page = query.limit(limit).offset(offset) if limit is not None else query.offset(offset or None)
+    if limit is None and not offset:
+        rows = list(query.tuples())
+        return [_user(row) for row in rows], len(rows)
+    page = query.limit(limit if limit is not None else 2**62).offset(offset)
     return [_user(row) for row in page.tuples()], query.count()
 
 
