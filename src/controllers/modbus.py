@@ -100,10 +100,10 @@ def user_status(host_id: int):
     return json_response(_status_json(_own_host(host_id)))
 
 
-def admin_status(id_: int):
-    if silesia_repo.host_owner(id_) is None:
-        raise NotFound(f"There is no host {id_}.")
-    return json_response(_status_json(id_))
+def admin_status(host_id: int):
+    if silesia_repo.host_owner(host_id) is None:
+        raise NotFound(f"There is no host {host_id}.")
+    return json_response(_status_json(host_id))
 
 
 def _status_json(host_id: int) -> dict:
