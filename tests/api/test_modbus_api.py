@@ -324,3 +324,49 @@ def test_what_a_round_read_from_the_simulated_meter_is_what_the_api_answers(clie
     assert values == {"voltage_ac": 230.1, "active_energy_consumed": 12345.625}
     status = get(client, f"/user/hosts/{polled}/status", site.owner).json()
     assert status["last_outcome"] == "ok" and status["last_success_at"] == status["last_poll_at"]
+
+
+def test_a_host_made_and_assigned_through_the_management_api_is_polled_and_its_deletion_drops_its_samples(
+    client, site, monkeypatch
+):
+    monkeypatch.setattr(
+        tasks, "settings", dataclasses.replace(tasks.settings, modbus_poll_seconds=2, modbus_timeout_seconds=1)
+    )
+    with sim.sdm630_gateway() as gateway:
+        location = client.post(
+            "/user/locations",
+            json={
+                "user": site.owner.id,
+                "street": "SunnyStreet",
+                "number": "68",
+                "city": "SilliconCity",
+                "zip_code": "11-420",
+            },
+            headers=site.owner.headers,
+        ).json()["id"]
+        with db.database.connection_context():
+            meter = silesia_sites.meter_id("sdm630")
+        body = {
+            "ip": "127.0.0.1",
+            "port": gateway.port,
+            "slave_address": 2,
+            "description": "roof",
+            "user": site.owner.id,
+            "location": location,
+            "meter": meter,
+        }
+        created = client.post("/admin/hosts", json=body, headers=site.admin.headers)
+        assert created.status_code in (200, 201), created.text
+        host = created.json()["id"]
+        assigned = client.post(
+            f"/user/hosts/{host}/measurements", json={"measurements": ["active_power"]}, headers=site.owner.headers
+        )
+        assert assigned.status_code in (200, 201), assigned.text
+        with db.database.connection_context():
+            tasks.poll_round.call_local()
+    samples = get(client, f"/user/hosts/{host}/samples", site.owner).json()
+    assert [(item["measurement"], item["value"], item["unit"]) for item in samples] == [("active_power", 2234.5, "W")]
+    assert client.delete(f"/admin/hosts/{host}", headers=site.admin.headers).status_code in (200, 204)
+    with db.database.connection_context():
+        assert modbus_repo.samples(host, measurement=None, start_ms=None, end_ms=None, limit=10) == []
+        assert modbus_repo.poll_status(host) is None

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from domain.accounts import issue_token, new_user
-from domain.silesia import Host, Location, Register
+from domain.silesia import Host, Location, Measurement, Meter, Register
 from repository import silesia as silesia_repo
 from repository import users as users_repo
 from repository.db import write_transaction
@@ -85,7 +85,7 @@ def many_hosts(owner: Account, ports: list[tuple[int, int]], measurements=(), me
 def custom_meter_model(name: str = "testmeter") -> int:
     """A meter model that reads the simulator's other blocks and layouts (see tests/support/modbus_simulator.py):
     holding registers, a little-endian float, int16 and a scaled int32, and an address the device lacks."""
-    model = silesia_repo.create_meter(name, name, 2).id
+    model = silesia_repo.create_meter(Meter(0, name, 2)).id
     for measurement, kind in [
         ("holding_voltage", 1),
         ("little_float", 1),
@@ -93,7 +93,7 @@ def custom_meter_model(name: str = "testmeter") -> int:
         ("scaled_int32", 1),
         ("missing_register", 1),
     ]:
-        silesia_repo.create_measurement(measurement, kind)
+        silesia_repo.create_measurement(Measurement(measurement, kind))
     for measurement, address, data_type, function_code, word_order, scale, unit in [
         ("voltage_ac", 0, 3, 4, "big", 1.0, "V"),
         ("holding_voltage", 0, 3, 3, "big", 1.0, "V"),
