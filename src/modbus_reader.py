@@ -26,6 +26,7 @@ from pymodbus.pdu import ExceptionResponse
 from domain import modbus
 from domain.modbus import DecodeError, HostOutcome, ReadRequest
 
+log = logging.getLogger("joi.modbus")
 # pymodbus logs every refused connection and silent device at WARNING/ERROR; the poll status records
 # them per host instead, so a round over a thousand hosts does not flood the worker's log.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -174,6 +175,10 @@ async def _read_unit(client, target, timeout: float) -> tuple[list[Sample], Host
         else:
             state = "silent" if timed_out or isinstance(error, TimeoutError) else "broken"
             errors.append(_host_error(error, target, timed_out=timed_out, timeout=timeout))
+    except Exception as error:  # noqa: BLE001 - whatever a device or pymodbus does, it stays with this host
+        log.exception("unexpected error reading %s:%s unit %s", target.ip, target.port, target.slave_address)
+        state = "broken"
+        errors.append(f"{target.ip}:{target.port} (unit {target.slave_address}): unexpected {type(error).__name__}")
     return samples, _outcome(target, polled_at, samples, errors), state
 
 

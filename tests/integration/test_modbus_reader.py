@@ -197,3 +197,21 @@ def test_a_host_whose_turn_comes_after_the_round_deadline_is_not_polled(gateway)
         result = modbus_reader.poll(targets, timeout=0.5, deadline_seconds=0.2)
     assert "no answer" in result.outcomes[0].errors[0]
     assert "ran out of time" in result.outcomes[1].errors[0]
+
+
+def test_an_unexpected_error_while_reading_one_host_stays_with_that_host(gateway, monkeypatch):
+    real_read = modbus_reader._read
+
+    async def read(client, target, request):
+        if target.host_id == 1:
+            raise KeyError("a pymodbus surprise")
+        return await real_read(client, target, request)
+
+    monkeypatch.setattr(modbus_reader, "_read", read)
+    targets = [
+        PollTarget(1, "127.0.0.1", gateway.port, 1, SDM630[:1]),
+        PollTarget(2, "127.0.0.1", gateway.port, 2, SDM630[:1]),
+    ]
+    result = modbus_reader.poll(targets, timeout=2)
+    assert result.outcomes[0].errors == (f"127.0.0.1:{gateway.port} (unit 1): unexpected KeyError",)
+    assert values(result, 2) == {"voltage_ac": 1230.1}
