@@ -42,6 +42,11 @@ worker: install
 dsmr-key: install
 	$(BIN)/python src/cli.py dsmr-key $(if $(NAME),--installation $(NAME)) $(if $(ROTATE),--rotate)
 
+## make admin ADMIN_USERNAME=name ADMIN_EMAIL=address: create the first admin (password from ADMIN_PASSWORD, or asked twice; PROMOTE=1 makes an existing user admin)
+.PHONY: admin
+admin: install
+	$(BIN)/python src/cli.py create-admin --username "$(ADMIN_USERNAME)" --email "$(ADMIN_EMAIL)" $(if $(PROMOTE),--promote)
+
 migrate: install
 	$(BIN)/python src/cli.py migrate
 

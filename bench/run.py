@@ -12,6 +12,7 @@ Sections (targets are ratios, because shared machines are noisy):
   4  P1 telegram parsing vs dsmr-parser V5 (>= 5x); POST /api/v1/datalogger/dsmrreading requests/s
   5  GET /export with 100,000 OMS devices vs 1,000: seconds and server peak memory
   6  1-3 on the local PostgreSQL vs the SQLite figures (reported)
+  7  One Modbus polling round, 1,000 simulated hosts x 4 measurements: wall and CPU time  <= 10 s interval
   8  a mailing to 10,000 clients through one queue worker, send API answering in 20 ms: messages/s  >= 200
 Sections 1 and 2 run with SQLITE_SYNCHRONOUS=FULL (the default, which the target applies to) and NORMAL.
 
@@ -456,6 +457,36 @@ def mailings_section(report: Report) -> None:
 # ------------------------------------------------------------------------------------------ report
 
 
+# ------------------------------------------------------------------------------------------ section 7
+
+
+def modbus_section(report: Report) -> None:
+    """bench/modbus_bench.py in a process of its own (it builds the task queue from its own settings)."""
+    import subprocess
+
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "modbus_bench.py")], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    if completed.returncode:
+        raise RuntimeError(completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "failed")
+    result = json.loads(completed.stdout)
+    first, second = result["round"], result["round_with_a_silent_host"]
+    added = second["wall_seconds"] - first["wall_seconds"]
+    timeout = result["timeout_seconds"]
+    report.add(
+        Row(
+            "7",
+            f"Modbus round, {result['hosts']:,} hosts x {result['measurements_per_host']} measurements",
+            f"{first['wall_seconds']:.2f} s wall, {first['cpu_seconds']:.2f} s CPU",
+            f"10 s interval; with a silent host {second['wall_seconds']:.2f} s",
+            f"{first['wall_seconds'] / 10:.2f} of the interval; silent host +{added:.2f} s",
+            f"<= 10 s; a silent host adds <= its {timeout:g} s timeout",
+            verdict(first["wall_seconds"] <= 10 and added <= timeout and result["hosts_ok"] == result["hosts"]),
+        )
+    )
+    report.note("7", json.dumps(result))
+
+
 SECTIONS = {
     1: ("POST /readings/store, 1,000-reading batches", lambda report: store_section(report, "batch")),
     2: ("POST /readings/store, single readings", lambda report: store_section(report, "single")),
@@ -463,6 +494,7 @@ SECTIONS = {
     4: ("P1 telegrams", telegram_section),
     5: ("OMS export", export_section),
     6: ("sections 1-3 on PostgreSQL", postgres_section),
+    7: ("Modbus polling round", modbus_section),
     8: ("mailings dispatch", mailings_section),
 }
 

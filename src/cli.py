@@ -1,10 +1,13 @@
-"""Operator commands: `python src/cli.py migrate|prepare|demo|rebuild-rollups|dsmr-key|delete`."""
+"""Operator commands: `python src/cli.py migrate|prepare|demo|rebuild-rollups|dsmr-key|delete|create-admin`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -13,7 +16,54 @@ from app import prepare_database  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
 from config import Config  # noqa: E402
 from demo import load_demo_when_wanted  # noqa: E402
+from domain.accounts import new_user, username_key  # noqa: E402
+from domain.errors import InvalidInput  # noqa: E402
+from repository import db  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
+from repository import users as users_repo  # noqa: E402
+
+
+def _admin_password() -> str | None:
+    """ADMIN_PASSWORD when set, otherwise asked twice on the terminal (never echoed, never an argument:
+    arguments show up in `ps` and shell history)."""
+    password = os.environ.get("ADMIN_PASSWORD")
+    if password:
+        return password
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        print("The passwords differ; nothing was created.", file=sys.stderr)
+        return None
+    return first
+
+
+def create_admin(username: str, email: str, *, promote: bool) -> int:
+    """Make an admin account (admins are made here only, never through the API); --promote makes an
+    existing user an admin instead."""
+    db.connect()
+    try:
+        existing = users_repo.user_by_username(username_key(username))
+        if existing is not None:
+            if not promote:
+                print(
+                    f"User {username!r} exists; add --promote (make admin PROMOTE=1) to make them an admin.",
+                    file=sys.stderr,
+                )
+                return 1
+            users_repo.make_admin(existing.id)
+            print(f"{existing.username} (id {existing.id}) is an admin now")
+            return 0
+        password = _admin_password()
+        if password is None:
+            return 1
+        try:
+            admin = users_repo.create_user(new_user(username, email, password, is_admin=True), int(time.time()))
+        except InvalidInput as error:
+            print(f"{error.field or 'input'}: {error.detail}", file=sys.stderr)
+            return 1
+    finally:
+        db.close()
+    print(f"admin {admin.username} (id {admin.id}) created; log in with POST /auth/login")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent; DEMO=0 skips it)")
     commands.add_parser("rebuild-rollups", help="recompute every meter's hourly energy")
     add_dsmr_commands(commands)
+    admin_command = commands.add_parser(
+        "create-admin", help="create an admin account (password from ADMIN_PASSWORD, or asked twice)"
+    )
+    admin_command.add_argument("--username", required=True)
+    admin_command.add_argument("--email", required=True)
+    admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -35,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(load_demo_when_wanted(config, asked=args.command == "demo"))
     elif args.command in DSMR_COMMANDS:
         return run_dsmr_command(config, args)
+    elif args.command == "create-admin":
+        return create_admin(args.username, args.email, promote=args.promote)
     elif args.command == "rebuild-rollups":
         print(f"rebuilt {readings_repo.rebuild_rollups(config.max_reading_gap_seconds)} meters")
     else:

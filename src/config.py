@@ -82,6 +82,11 @@ class Config:
     mqtt_discovery: bool = True
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_queue_size: int = 10_000
+    # Accounts (SilesiaSolar API): token lifetime and login throttling, shared by every worker.
+    token_ttl_hours: int = 10
+    login_max_failures_per_username: int = 10
+    login_max_failures_per_address: int = 100
+    login_throttle_window_seconds: int = 900
     # --- Task queue and scheduler (src/tasks.py) ---
     # Redis-backed queue when set (redis://host:port/db); otherwise a SQLite file (queue_sqlite_path).
     redis_url: str | None = None
@@ -102,6 +107,10 @@ class Config:
     smtp_url: str | None = None  # smtp://user:password@host:port, smtps://…, smtp+starttls://…
     mailing_report_to: str | None = None  # comma-separated addresses
     mailing_report_from: str = "joi-energy@localhost"
+    # --- Modbus polling (SilesiaSolar hosts; the poll_round task in src/tasks.py) ---
+    modbus_poll_seconds: float = 60.0  # a round every this many seconds; 0 turns polling off
+    modbus_timeout_seconds: float = 3.0  # each host's budget for connecting and all its requests
+    modbus_concurrency: int = 100  # hosts talked to at once in a round
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -116,6 +125,15 @@ class Config:
         self._check_observability()
         if self.worker_threads < 1 or self.scheduler_lease_seconds < 1:
             raise ValueError("WORKER_THREADS must be >= 1 and SCHEDULER_LEASE_SECONDS >= 1")
+        if min(self.token_ttl_hours, self.login_max_failures_per_username, self.login_max_failures_per_address) < 1:
+            raise ValueError("TOKEN_TTL_HOURS and LOGIN_MAX_FAILURES_PER_USERNAME/_ADDRESS must be at least 1")
+        if self.login_throttle_window_seconds < 1:
+            raise ValueError("LOGIN_THROTTLE_WINDOW_SECONDS must be at least 1")
+        if self.modbus_poll_seconds < 0 or not 0 < self.modbus_timeout_seconds <= 60 or self.modbus_concurrency < 1:
+            raise ValueError(
+                "MODBUS_POLL_SECONDS must be >= 0 (0 = off), MODBUS_TIMEOUT_SECONDS between 0 and 60, "
+                "MODBUS_CONCURRENCY >= 1"
+            )
         self._check_mailing_settings()
 
     def _check_observability(self) -> None:
@@ -181,6 +199,10 @@ class Config:
             mqtt_discovery=_flag("MQTT_DISCOVERY", True),
             mqtt_discovery_prefix=os.environ.get("MQTT_DISCOVERY_PREFIX", "homeassistant"),
             mqtt_queue_size=_int("MQTT_QUEUE_SIZE", 10_000),
+            token_ttl_hours=_int("TOKEN_TTL_HOURS", 10),
+            login_max_failures_per_username=_int("LOGIN_MAX_FAILURES_PER_USERNAME", 10),
+            login_max_failures_per_address=_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
+            login_throttle_window_seconds=_int("LOGIN_THROTTLE_WINDOW_SECONDS", 900),
             # --- Task queue and scheduler ---
             redis_url=os.environ.get("REDIS_URL") or None,
             queue_sqlite_path=os.environ.get("QUEUE_SQLITE_PATH") or None,
@@ -198,6 +220,10 @@ class Config:
             smtp_url=os.environ.get("SMTP_URL") or None,
             mailing_report_to=os.environ.get("MAILING_REPORT_TO") or None,
             mailing_report_from=os.environ.get("MAILING_REPORT_FROM") or "joi-energy@localhost",
+            # --- Modbus polling ---
+            modbus_poll_seconds=_float("MODBUS_POLL_SECONDS", 60.0),
+            modbus_timeout_seconds=_float("MODBUS_TIMEOUT_SECONDS", 3.0),
+            modbus_concurrency=_int("MODBUS_CONCURRENCY", 100),
         )
         values.update(overrides)
         return cls(**values)

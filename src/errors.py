@@ -28,7 +28,7 @@ def bounded(detail: str | None) -> str:
 
 def domain_error(request: ConnexionRequest, error: DomainError) -> ConnexionResponse:
     extra = {"field": error.field} if error.field else None
-    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra)
+    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra, headers=error.headers)
 
 
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:

@@ -44,8 +44,11 @@ from pathlib import Path
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
+import modbus_reader
 from config import Config
 from repository import db, leases, migrations
+from repository import modbus as modbus_repo
+from repository import silesia as silesia_repo
 
 log = logging.getLogger("joi.tasks")
 
@@ -245,3 +248,55 @@ def send_mailing_report() -> None:
 
 every(settings.mailing_dispatch_seconds, dispatch_mailings)
 every(60, send_mailing_report)
+
+
+# --- Modbus polling (SilesiaSolar hosts) ---------------------------------------------------------
+
+
+@huey.task()
+def poll_round() -> None:
+    """One round: every host with assigned measurements that is due and not being read by another round
+    (repository.modbus claims them), read over Modbus TCP (modbus_reader), samples and poll records
+    stored in one transaction. Hosts and assignments are read afresh each round."""
+    with database_connection():
+        targets = [target for target in silesia_repo.polling_targets() if target.registers]
+        claimed = modbus_repo.claim_due_hosts(
+            [target.host_id for target in targets],
+            now_ms=modbus_reader.now_ms(),
+            interval_ms=int(settings.modbus_poll_seconds * 1000),
+            lease_ms=int((_round_deadline_seconds() + settings.modbus_timeout_seconds + 30) * 1000),
+        )
+        # Behind one gateway, hosts are read one after another: the ones that failed last go last.
+        failures = modbus_repo.failure_counts(claimed)
+    due = sorted(
+        (target for target in targets if target.host_id in claimed),
+        key=lambda target: (failures.get(target.host_id, 0), target.host_id),
+    )
+    if not due:
+        return
+    try:
+        result = modbus_reader.poll(
+            due,
+            timeout=settings.modbus_timeout_seconds,
+            concurrency=settings.modbus_concurrency,
+            deadline_seconds=_round_deadline_seconds(),
+        )
+    except BaseException:
+        with database_connection():
+            modbus_repo.release(claimed)
+        raise
+    with database_connection():
+        modbus_repo.store_round(result.samples, result.outcomes)
+    failed = sum(1 for outcome in result.outcomes if outcome.outcome != "ok")
+    log.info("modbus round: %d hosts, %d samples, %d hosts with errors", len(due), len(result.samples), failed)
+
+
+def _round_deadline_seconds() -> float:
+    """A round starts no host later than this after its start (hosts behind a gateway wait for the silent
+    ones before them): two intervals, or four timeouts when that is longer. Its claims last this long,
+    one timeout and a margin: a round that died is then presumed dead and its hosts are polled again."""
+    return max(2 * settings.modbus_poll_seconds, 4 * settings.modbus_timeout_seconds)
+
+
+if settings.modbus_poll_seconds > 0:
+    every(settings.modbus_poll_seconds, poll_round)

@@ -7,10 +7,11 @@ class DomainError(Exception):
     status = 400
     title = "Bad Request"
 
-    def __init__(self, detail: str, *, field: str | None = None):
+    def __init__(self, detail: str, *, field: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.headers = headers
 
 
 class InvalidInput(DomainError):
@@ -35,3 +36,8 @@ class Unauthorized(DomainError):
 class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too Many Requests"
