@@ -222,6 +222,12 @@ def test_a_user_sees_only_their_own_locations_and_hosts(client, world):
     assert [host["id"] for host in client.get("/user/hosts", headers=world.alice.headers).json()] == [world.host]
     assert client.get("/user/hosts", headers=world.bob.headers).json() == []
     assert len(client.get("/admin/locations", headers=world.admin.headers).json()) == 2
+    assert len(client.get(f"/admin/locations?user={world.alice.id}", headers=world.admin.headers).json()) == 2
+    assert client.get(f"/admin/locations?user={world.bob.id}", headers=world.admin.headers).json() == []
+    assert [h["id"] for h in client.get(f"/admin/hosts?user={world.alice.id}", headers=world.admin.headers).json()] == [
+        world.host
+    ]
+    assert client.get(f"/admin/hosts?user={world.bob.id}", headers=world.admin.headers).json() == []
 
 
 def test_another_users_object_reads_as_missing_exactly_like_a_missing_one(client, world):
@@ -656,9 +662,30 @@ def test_lists_answer_plain_arrays_and_page_with_limit_and_offset(client, world)
     assert beyond.json() == [] and beyond.headers["X-Total-Count"] == "2"
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "offset=-1", "limit=abc", "offset=99999999999999999999"])
-def test_bad_pagination_answers_400(client, world, query):
-    assert client.get(f"/user/hosts?{query}", headers=world.alice.headers).status_code == 400
+LIST_OPERATIONS = [
+    op
+    for op in OPERATIONS
+    if op.method == "GET"
+    and op.path(_PLACEHOLDER).split("/")[-1] in {"locations", "hosts", "meters", "measurements", "registers", "users"}
+]
+BAD_QUERIES = ["limit=0", "limit=1001", "offset=-1", "limit=abc", "offset=99999999999999999999", "limit=1.5"]
+
+
+@pytest.mark.parametrize("operation", LIST_OPERATIONS, ids=str)
+def test_bad_pagination_answers_400_on_every_list(client, world, operation):
+    who = next(who for who, status in operation.expected.items() if status < 400 and who != ANONYMOUS)
+    for query in BAD_QUERIES:
+        response = client.get(f"{operation.path(world)}?{query}", headers=headers_of(world, who))
+        assert response.status_code == 400, f"{query}: {response.text}"
+
+
+@pytest.mark.parametrize("query", ["user=0", "user=abc", "user=99999999999999999999"])
+def test_bad_list_filters_answer_400(client, world, query):
+    for path in ("/admin/locations", "/admin/hosts"):
+        assert client.get(f"{path}?{query}", headers=world.admin.headers).status_code == 400
+    assert (
+        client.get(f"/admin/registers?{query.replace('user', 'meter')}", headers=world.admin.headers).status_code == 400
+    )
 
 
 # --- bad path ids and names ----------------------------------------------------------------------------------
