@@ -52,6 +52,9 @@ def create_admin(username: str, email: str, *, promote: bool) -> int:
             users_repo.make_admin(existing.id)
             print(f"{existing.username} (id {existing.id}) is an admin now")
             return 0
+        if not email:
+            print("--email is needed to create an admin (ADMIN_EMAIL=... with make admin).", file=sys.stderr)
+            return 1
         password = _admin_password()
         if password is None:
             return 1
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "create-admin", help="create an admin account (password from ADMIN_PASSWORD, or asked twice)"
     )
     admin_command.add_argument("--username", required=True)
-    admin_command.add_argument("--email", required=True)
+    admin_command.add_argument("--email", default="", help="needed to create an admin, not to promote one")
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -102,6 +102,13 @@ def _page(limit: int | None, offset: int) -> repo.Page:
     return limit, offset
 
 
+def _user_filter() -> int | None:
+    """The `?user=` filter. Read here, not as an argument: Connexion hands a handler argument named `user`
+    the authenticated user's id, which would silently replace the filter. The spec has validated it."""
+    value = request.args.get("user")
+    return int(value) if value is not None else None
+
+
 def _sliced(items: list, limit: int | None, offset: int) -> list:
     return items[offset : None if limit is None else offset + limit]
 
@@ -185,8 +192,8 @@ def list_meter_measurements(meter_id: int, limit: int | None = None, offset: int
 # --- admin: locations and hosts of every user ------------------------------------------------------------------
 
 
-def admin_list_locations(limit: int | None = None, offset: int = 0, user: int | None = None):
-    found, total = repo.locations(user, _page(limit, offset))
+def admin_list_locations(limit: int | None = None, offset: int = 0):
+    found, total = repo.locations(_user_filter(), _page(limit, offset))
     return listing(found, total, location_json, limit, offset)
 
 
@@ -207,8 +214,8 @@ def admin_delete_location(location_id: int):
     return "", 204
 
 
-def admin_list_hosts(limit: int | None = None, offset: int = 0, user: int | None = None):
-    found, total = repo.hosts(user, _page(limit, offset))
+def admin_list_hosts(limit: int | None = None, offset: int = 0):
+    found, total = repo.hosts(_user_filter(), _page(limit, offset))
     return listing(found, total, host_json, limit, offset)
 
 

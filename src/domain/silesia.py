@@ -138,10 +138,10 @@ class Assignment:
 
 
 def text(value: str, field: str, max_length: int, *, allow_empty: bool = False) -> str:
-    """Trimmed text without control characters, within its length."""
-    value = value.strip()
+    """Text without control characters (not even a trailing newline), trimmed of spaces, within its length."""
     if _CONTROL.search(value):
         raise InvalidInput(f"{field} must not contain control characters", field=field)
+    value = value.strip(" ")
     if not value and not allow_empty:
         raise InvalidInput(f"{field} must not be empty", field=field)
     if len(value) > max_length:
@@ -190,7 +190,7 @@ def in_range(value: int, field: str, low: int, high: int) -> int:
 def host_address(ip: str) -> str:
     """An IPv4 or IPv6 address (written in its canonical form) or a DNS host name (lowercased), so that
     one device cannot be registered twice under two spellings."""
-    candidate = ip.strip()
+    candidate = ip.strip(" ")
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
@@ -207,7 +207,7 @@ def host_address(ip: str) -> str:
 
 
 def zip_code(value: str) -> str:
-    value = value.strip()
+    value = value.strip(" ")
     if not _ZIP_CODE.fullmatch(value):
         raise InvalidInput(
             "zip_code must be 1 to 10 letters, digits, spaces or hyphens, e.g. 11-420 or SW1A 1AA", field="zip_code"

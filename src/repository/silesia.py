@@ -153,17 +153,14 @@ def create_meter(new: Meter) -> Meter:
     return Meter(meter_id, new.name, new.type)
 
 
-def update_meter(
-    meter_id: int, *, name: str | None = None, name_key: str | None = None, type_: int | None = None
-) -> Meter:
+def update_meter(meter_id: int, changes: dict) -> Meter:
+    """`changes`: a checked name and/or type (domain.silesia.meter_changes)."""
     with _writing():
         meter(meter_id)
-        changes = {}
-        if name is not None:
-            _refuse_taken_meter_name(name_key, except_id=meter_id)
-            changes.update(name=name, name_key=name_key)
-        if type_ is not None:
-            changes["type"] = type_
+        changes = dict(changes)
+        if "name" in changes:
+            changes["name_key"] = meter_name_key(changes["name"])
+            _refuse_taken_meter_name(changes["name_key"], except_id=meter_id)
         if changes:
             MeterRow.update(**changes).where(MeterRow.id == meter_id).execute()
         return meter(meter_id)

@@ -158,10 +158,6 @@ def users(limit: int | None = None, offset: int = 0) -> tuple[list[User], int]:
     return [_user(row) for row in page.tuples()], query.count()
 
 
-def user_exists(user_id: int) -> bool:
-    return UserRow.select().where(UserRow.id == user_id).exists()
-
-
 # --- tokens --------------------------------------------------------------------------------------------------
 
 
@@ -176,9 +172,10 @@ def _insert_token(user_id: int, token: IssuedToken) -> int:
 
 
 def replace_tokens(user_id: int, token: IssuedToken) -> None:
-    """A login: the new token is the user's only one, every earlier token stops working."""
+    """A login: the new token is the user's only one, every earlier token stops working. Expired tokens of
+    every user go too, so tokens of users who never come back do not pile up."""
     with write_transaction():
-        TokenRow.delete().where(TokenRow.user == user_id).execute()
+        TokenRow.delete().where((TokenRow.user == user_id) | (TokenRow.expires_at <= token.created_at)).execute()
         _insert_token(user_id, token)
 
 
@@ -201,11 +198,6 @@ def authenticate(token: str, now: int) -> Authenticated | None | str:
 def revoke_token(token_id: int) -> bool:
     with write_transaction():
         return TokenRow.delete().where(TokenRow.id == token_id).execute() > 0
-
-
-def delete_expired_tokens(now: int) -> int:
-    with write_transaction():
-        return TokenRow.delete().where(TokenRow.expires_at <= now).execute()
 
 
 # --- login throttling ----------------------------------------------------------------------------------------

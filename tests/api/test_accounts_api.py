@@ -320,3 +320,19 @@ def test_no_password_or_token_is_stored_in_clear(client, app):
     for secret in ("strong-password", "a-wrong-password-guess", token, login_token, token[8:], login_token[8:]):
         assert secret not in text
     assert "$argon2id$" in text
+
+
+def test_a_login_clears_expired_tokens_of_every_user(client, monkeypatch):
+    from controllers import accounts
+
+    register(client, "janedoe")
+    client.post("/auth/register", json=SEED_REGISTRATION)
+    real_now = accounts.now
+    monkeypatch.setattr(accounts, "now", lambda: real_now() + 11 * 3600)
+    assert login(client).status_code == 200
+    db.connect()
+    try:
+        remaining = db.database.execute_sql("SELECT user_id FROM auth_tokens").fetchall()
+    finally:
+        db.close()
+    assert [row[0] for row in remaining] == [2]
