@@ -40,6 +40,8 @@ class Config:
     dsmr_api_key: str | None = None
     dsmr_verify_crc: bool = True
     dsmr_time_zone: str = "Europe/Amsterdam"
+    # DSMR statistics (issue 15): readings further apart than this book nothing between them (an outage).
+    dsmr_max_gap_seconds: int = 3600
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -51,6 +53,8 @@ class Config:
             raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {self.sqlite_synchronous!r}")
         if self.max_reading_gap_seconds <= 0 or self.max_future_skew_seconds < 0:
             raise ValueError("MAX_READING_GAP_SECONDS must be > 0 and MAX_FUTURE_SKEW_SECONDS >= 0")
+        if self.dsmr_max_gap_seconds <= 0:
+            raise ValueError(f"DSMR_MAX_GAP_SECONDS must be > 0, not {self.dsmr_max_gap_seconds}")
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -65,6 +69,7 @@ class Config:
             dsmr_api_key=os.environ.get("DSMR_API_KEY") or None,
             dsmr_verify_crc=_flag("DSMR_VERIFY_CRC", True),
             dsmr_time_zone=os.environ.get("DSMR_TIME_ZONE", "Europe/Amsterdam"),
+            dsmr_max_gap_seconds=_int("DSMR_MAX_GAP_SECONDS", 3600),
         )
         values.update(overrides)
         return cls(**values)

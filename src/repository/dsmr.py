@@ -12,9 +12,11 @@ then the days those hours lie in, then the meter's hourly kWh in `energy_hours` 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
 from typing import NamedTuple
 
 import peewee
@@ -22,34 +24,39 @@ import peewee
 from domain.dsmr import (
     DEFAULT_INSTALLATION,
     METER_COUNTERS,
-    SECOND,
     DsmrReading,
     Installation,
     PageRequest,
     TelegramFacts,
     TimeWindow,
-    boundaries_of,
     check_telegram_meter,
-    day_from_hours,
-    day_of_hour,
-    hours_to_refresh,
-    local_hour_spans,
+    day_totals,
     repriced,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.statistics import (
+    DEFAULT_MAX_GAP_SECONDS,
     PRICE_FIELDS,
+    Booked,
     DayStatistic,
     EnergyPrices,
+    Gap,
     HourStatistic,
+    IntervalBooking,
     MeterPosition,
+    add_booking,
+    book_electricity,
+    book_gas,
+    book_in_order,
     day_bounds,
-    hour_statistics,
+    hour_statistic,
     is_reset,
+    zero_day,
 )
 from repository import readings as readings_repo
 from repository.db import BaseModel, is_sqlite, write_transaction
 
+ZERO = Decimal(0)
 REGISTER = {"max_digits": 12, "decimal_places": 3}
 MONEY = {"max_digits": 12, "decimal_places": 2}
 PRICE = {"max_digits": 11, "decimal_places": 6}
@@ -166,6 +173,22 @@ class InstallationRow(BaseModel):
         table_name = "dsmr_installations"
 
 
+class GapRow(BaseModel):
+    id = peewee.BigAutoField()
+    meter = peewee.CharField(max_length=128)
+    kind = peewee.CharField(max_length=16)  # "electricity" or "gas"
+    start = peewee.BigIntegerField()
+    end = peewee.BigIntegerField()
+    electricity1 = peewee.DecimalField(null=True, **REGISTER)
+    electricity2 = peewee.DecimalField(null=True, **REGISTER)
+    electricity1_returned = peewee.DecimalField(null=True, **REGISTER)
+    electricity2_returned = peewee.DecimalField(null=True, **REGISTER)
+    gas = peewee.DecimalField(null=True, **REGISTER)
+
+    class Meta:
+        table_name = "dsmr_gaps"
+
+
 class CounterRow(BaseModel):
     name = peewee.CharField(primary_key=True, max_length=64)
     value = peewee.BigIntegerField(default=0)
@@ -201,6 +224,20 @@ class MeterStatistics:
     duplicate_telegrams: int
     resets: int  # readings after which a register was lower than before (nothing booked for that interval)
     latest_reset: datetime | None
+    gaps: GapSummary
+    gas_gaps: GapSummary
+
+
+@dataclass(frozen=True)
+class GapSummary:
+    """A meter's outages: how many, the energy they hold in total per register, and the latest few."""
+
+    count: int
+    totals: dict[str, Decimal | None]
+    latest: list[Gap]
+
+
+LATEST_GAPS = 10
 
 
 @dataclass(frozen=True)
@@ -258,6 +295,11 @@ def _hour(row: HourRow) -> HourStatistic:
 
 def _day(row: DayRow) -> DayStatistic:
     return DayStatistic(day=row.day, gas=row.gas, **{name: getattr(row, name) for name in (*_USE, *_COSTS)})
+
+
+def _gap(row: GapRow) -> Gap:
+    values = {name: getattr(row, name) for name in (*_USE, "gas")}
+    return Gap(start=_instant(row.start), end=_instant(row.end), **values)
 
 
 def _prices(row: PriceRow) -> EnergyPrices:
@@ -435,6 +477,8 @@ def store_reading(
     tz: tzinfo,
     telegram: TelegramFacts | None = None,
     telegram_meter: str | None = None,
+    *,
+    max_gap: int = DEFAULT_MAX_GAP_SECONDS,
 ) -> Stored:
     """Store a reading of the installation's meter once per instant and bring the statistics it changes up
     to date, atomically. `telegram_meter` is the meter a telegram named: the installation's first one makes
@@ -469,7 +513,9 @@ def store_reading(
         if following is not None:
             _flag_reset(following, reading.position)
         MeterRow.update(reading_count=MeterRow.reading_count + 1).where(MeterRow.meter == reading.meter).execute()
-        _refresh_after(installation, row_id, reading, following, tz)
+        changes = _Changes()
+        _book_reading(changes, reading, row_id, previous, following, tz, max_gap)
+        _apply(installation, changes, tz)
         if telegram is not None:
             _count_telegram(reading.meter, telegram, duplicate=False)
         return Stored(Identified(row_id, reading), created=True)
@@ -506,156 +552,296 @@ def _count_telegram(meter: str, telegram: TelegramFacts, *, duplicate: bool) -> 
     ).where((MeterRow.meter == meter) & newest).execute()
 
 
-def _refresh_after(
-    installation: Installation, row_id: int, reading: DsmrReading, following: ReadingRow | None, tz: tzinfo
+# --- keeping the statistics current --------------------------------------------------------------------------
+
+
+class _Changes:
+    """What one write takes back and adds: per-hour deltas (see domain.statistics.add_booking) and gaps."""
+
+    def __init__(self) -> None:
+        self.hours: dict[int, list] = {}
+        self.gaps_gone: list[tuple[str, int]] = []
+        self.gaps_new: list[tuple[str, Gap]] = []
+
+    def book(self, booking: IntervalBooking, *, gas: bool, sign: int) -> None:
+        add_booking(self.hours, booking, gas=gas, sign=sign)
+        if booking.gap is not None:
+            kind = "gas" if gas else "electricity"
+            if sign > 0:
+                self.gaps_new.append((kind, booking.gap))
+            else:
+                self.gaps_gone.append((kind, _epoch(booking.gap.start)))
+
+
+def _book_reading(
+    changes: _Changes,
+    reading: DsmrReading,
+    row_id: int,
+    previous: ReadingRow | None,
+    following: ReadingRow | None,
+    tz: tzinfo,
+    max_gap: int,
 ) -> None:
-    instants = [reading.timestamp]
-    # Only a gas capture no other reading carried changes gas figures. A gas meter that stops reporting
-    # repeats an ever older capture; refreshing back to it on every telegram would grow without bound.
-    if reading.extra_device_timestamp is not None and not _gas_capture_known(reading, row_id):
-        instants.append(reading.extra_device_timestamp)
-    next_instant = None if following is None else _instant(following.timestamp)
-    refresh_hours(installation, hours_to_refresh(instants, next_instant, tz), tz)
+    """The new reading splits the interval from `previous` to `following`: that interval's booking is taken
+    back and the two new ones are added (the statistics of the hours around it, never of the whole day)."""
+    position = reading.position
+    before = None if previous is None else _position(previous)
+    after = None if following is None else _position(following)
+    if before is not None and after is not None:
+        changes.book(book_electricity(before, after, tz, max_gap), gas=False, sign=-1)
+    if before is not None:
+        changes.book(book_electricity(before, position, tz, max_gap), gas=False, sign=1)
+    if after is not None:
+        changes.book(book_electricity(position, after, tz, max_gap), gas=False, sign=1)
+    if reading.extra_device_timestamp is not None:
+        _book_gas_capture(changes, reading, row_id, tz, max_gap)
 
 
-def _gas_capture_known(reading: DsmrReading, row_id: int) -> bool:
-    carried = (
-        (ReadingRow.meter == reading.meter)
-        & (ReadingRow.extra_device_timestamp == _epoch(reading.extra_device_timestamp))
-        & (ReadingRow.id != row_id)
+def _book_gas_capture(changes: _Changes, reading: DsmrReading, row_id: int, tz: tzinfo, max_gap: int) -> None:
+    """Telegrams repeat a gas capture; only a new capture, or a later telegram's other value for one, changes
+    the gas statistics: the capture intervals around it are booked again."""
+    meter, captured = reading.meter, _epoch(reading.extra_device_timestamp)
+    carrier = (
+        ReadingRow.select(ReadingRow.timestamp, ReadingRow.extra_device_delivered)
+        .where(
+            (ReadingRow.meter == meter) & (ReadingRow.extra_device_timestamp == captured) & (ReadingRow.id != row_id)
+        )
+        .order_by(ReadingRow.timestamp.desc())
+        .limit(1)
+        .first()
     )
-    return ReadingRow.select(ReadingRow.id).where(carried).limit(1).exists()
+    old = None
+    if carrier is not None:
+        if (
+            carrier.timestamp > _epoch(reading.timestamp)
+            or carrier.extra_device_delivered == reading.extra_device_delivered
+        ):
+            return  # the later telegram's value stands, or nothing changed
+        old = (reading.extra_device_timestamp, carrier.extra_device_delivered)
+    new = (reading.extra_device_timestamp, reading.extra_device_delivered)
+    before, after = _gas_capture(meter, captured, before=True), _gas_capture(meter, captured, before=False)
+    for chain, sign in (([before, old, after], -1), ([before, new, after], 1)):
+        present = [capture for capture in chain if capture is not None]
+        for first, second in itertools.pairwise(present):
+            changes.book(book_gas(first, second, tz, max_gap), gas=True, sign=sign)
 
 
-def refresh_hours(installation: Installation, spans: Sequence[tuple[datetime, datetime]], tz: tzinfo) -> None:
-    """Recompute the meter's statistics of these local hours and of the days they lie in, and its hourly kWh
-    for the price plans. Call inside a write transaction."""
-    if not spans:
-        return
+def _gas_capture(meter: str, epoch: int, *, before: bool) -> tuple[datetime, Decimal] | None:
+    """The meter's last gas capture before `epoch` (or first after it), with the value the latest telegram
+    carrying it gave."""
+    side = ReadingRow.extra_device_timestamp < epoch if before else ReadingRow.extra_device_timestamp > epoch
+    order = ReadingRow.extra_device_timestamp.desc() if before else ReadingRow.extra_device_timestamp.asc()
+    row = (
+        ReadingRow.select(ReadingRow.extra_device_timestamp, ReadingRow.extra_device_delivered)
+        .where((ReadingRow.meter == meter) & side)
+        .order_by(order, ReadingRow.timestamp.desc())
+        .limit(1)
+        .first()
+    )
+    return None if row is None else (_instant(row.extra_device_timestamp), row.extra_device_delivered)
+
+
+def _apply(installation: Installation, changes: _Changes, tz: tzinfo) -> None:
+    """Add the deltas to the stored hours, then to their days (repriced), the JOI hourly kWh, and the gaps."""
     meter = installation.meter
-    days = sorted({day_of_hour(start, tz) for start, _ in spans})
-    computed = {
-        statistic.hour_start: statistic
-        for statistic in hour_statistics(positions_for_spans(meter, spans), tz, days=days)
+    for kind, start in changes.gaps_gone:
+        GapRow.delete().where((GapRow.meter == meter) & (GapRow.kind == kind) & (GapRow.start == start)).execute()
+    if changes.gaps_new:
+        GapRow.insert_many([_gap_columns(meter, kind, gap) for kind, gap in changes.gaps_new]).execute()
+    if not changes.hours:
+        return
+    hours = sorted(changes.hours)
+    stored = {
+        row.hour_start: row for row in HourRow.select().where((HourRow.meter == meter) & HourRow.hour_start.in_(hours))
     }
-    starts = [start for start, _ in spans]
-    for start in starts:
-        _put_hour(meter, start, computed.get(start))
+    merged = {hour: _merged(stored.get(hour), changes.hours[hour]) for hour in hours}
+    _upsert(
+        HourRow,
+        [HourRow.meter, HourRow.hour_start],
+        [{"meter": meter, "hour_start": hour, **merged[hour]} for hour in hours],
+    )
     readings_repo.replace_hourly_energy(
         installation.joi_meter_id,
-        {
-            _epoch(start): float(computed[start].electricity1 + computed[start].electricity2)
-            for start in starts
-            if start in computed
-        },
-        clear=[_epoch(start) for start in starts],
+        {hour: float(merged[hour]["electricity1"] + merged[hour]["electricity2"]) for hour in hours},
     )
-    _refresh_days(meter, days, tz)
-
-
-def _refresh_days(meter: str, days: Iterable[date], tz: tzinfo) -> None:
+    by_day: dict[date, list] = {}
+    for hour in hours:
+        total = by_day.setdefault(day_of_epoch(hour, tz), [ZERO, ZERO, ZERO, ZERO, None])
+        add_booking_values(total, changes.hours[hour])
+    days = sorted(by_day)
+    stored_days = {row.day: row for row in DayRow.select().where((DayRow.meter == meter) & DayRow.day.in_(days))}
     contracts = energy_prices(meter)
+    rows = []
     for day in days:
-        _put_day(meter, day, day_from_hours(day, _hours_of_day(meter, day, tz), tz, contracts))
+        values = _merged(stored_days.get(day), by_day[day])
+        gas = values.pop("gas")
+        statistic = day_totals(day, values, gas, tz, contracts)
+        rows.append({"meter": meter, "day": day, **_day_columns(statistic)})
+    _upsert(DayRow, [DayRow.meter, DayRow.day], rows)
 
 
-def positions_for_spans(meter: str, spans: Sequence[tuple[datetime, datetime]]) -> list[MeterPosition]:
-    """The meter positions that decide the statistics of these hours: those of `positions_at`, and, when a
-    reset lies inside them, every reading inside them (one range read; resets are rare). Across a reset
-    nothing is booked and every other stretch only rises, so boundary positions book what all readings
-    would wherever no reset lies between them."""
-    positions = {position.timestamp: position for position in positions_at(meter, boundaries_of(spans))}
-    for start, end in _runs(spans):
-        inside = (
-            (ReadingRow.meter == meter) & (ReadingRow.timestamp > _epoch(start)) & (ReadingRow.timestamp <= _epoch(end))
-        )
-        if ReadingRow.select(ReadingRow.id).where(inside & (ReadingRow.reset == True)).exists():  # noqa: E712
-            for row in ReadingRow.select().where(inside):
-                positions.setdefault(_instant(row.timestamp), _position(row))
-    return list(positions.values())
+def add_booking_values(total: list, delta: Sequence) -> None:
+    for index in range(4):
+        total[index] += delta[index]
+    if delta[4] is not None:
+        total[4] = (total[4] or ZERO) + delta[4]
 
 
-def _runs(spans: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Consecutive hours joined: (start of the first, end of the last) of each run."""
-    runs: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(spans):
-        if runs and runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], end)
-        else:
-            runs.append((start, end))
-    return runs
+def _merged(row: HourRow | DayRow | None, delta: Sequence) -> dict:
+    values = [ZERO, ZERO, ZERO, ZERO, None] if row is None else [*(getattr(row, name) for name in _USE), row.gas]
+    add_booking_values(values, delta)
+    merged = dict(zip(_USE, (_thousandths(value) for value in values[:4]), strict=True))
+    merged["gas"] = None if values[4] is None else _thousandths(values[4])
+    return merged
 
 
-def positions_at(meter: str, boundaries: Iterable[datetime]) -> list[MeterPosition]:
-    """The meter positions that decide the statistics between these instants: at each boundary the last
-    reading at or before it, and the reading with the last gas capture at or before it (a later telegram wins
-    among those with the same capture); and when a boundary has none, the meter's first reading (and first
-    gas capture), where its first hour starts. Statistics measure from boundary to boundary, so these are
-    enough."""
-    rows: dict[int, ReadingRow] = {}
-    first_needed = first_gas_needed = False
-    for boundary in boundaries:
-        epoch = _epoch(boundary)
-        last = (
-            ReadingRow.select()
-            .where((ReadingRow.meter == meter) & (ReadingRow.timestamp <= epoch))
-            .order_by(ReadingRow.timestamp.desc())
-            .limit(1)
-            .first()
-        )
-        last_gas = (
-            ReadingRow.select()
-            .where((ReadingRow.meter == meter) & (ReadingRow.extra_device_timestamp <= epoch))
-            .order_by(ReadingRow.extra_device_timestamp.desc(), ReadingRow.timestamp.desc())
-            .limit(1)
-            .first()
-        )
-        first_needed |= last is None
-        first_gas_needed |= last_gas is None
-        for row in (last, last_gas):
-            if row is not None:
-                rows[row.id] = row
-    if first_needed:
-        first = ReadingRow.select().where(ReadingRow.meter == meter).order_by(ReadingRow.timestamp).limit(1).first()
-        if first is not None:
-            rows[first.id] = first
-    if first_gas_needed:
-        first_gas = (
-            ReadingRow.select()
-            .where((ReadingRow.meter == meter) & ReadingRow.extra_device_timestamp.is_null(False))
-            .order_by(ReadingRow.extra_device_timestamp, ReadingRow.timestamp.desc())
-            .limit(1)
-            .first()
-        )
-        if first_gas is not None:
-            rows[first_gas.id] = first_gas
-    return [_position(row) for row in rows.values()]
+def _thousandths(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.001"))
 
 
-def _hours_of_day(meter: str, day: date, tz: tzinfo) -> list[HourStatistic]:
-    start, end = day_bounds(day, tz)
-    query = HourRow.select().where(
-        (HourRow.meter == meter) & (HourRow.hour_start >= _epoch(start)) & (HourRow.hour_start < _epoch(end))
-    )
-    return [_hour(row) for row in query]
+def _day_columns(statistic: DayStatistic) -> dict:
+    return {name: getattr(statistic, name) for name in (*_USE, "gas", *_COSTS)}
 
 
-def _put_hour(meter: str, start: datetime, statistic: HourStatistic | None) -> None:
-    where = (HourRow.meter == meter) & (HourRow.hour_start == _epoch(start))
-    if statistic is None:
-        HourRow.delete().where(where).execute()
+def _upsert(model, conflict_target: list, rows: list[dict]) -> None:
+    if not rows:
         return
-    values = {name: getattr(statistic, name) for name in (*_USE, "gas")}
-    HourRow.insert(meter=meter, hour_start=_epoch(start), **values).on_conflict(
-        conflict_target=[HourRow.meter, HourRow.hour_start], update=values
-    ).execute()
+    updated = [name for name in rows[0] if name not in {field.name for field in conflict_target}]
+    for start in range(0, len(rows), 200):
+        model.insert_many(rows[start : start + 200]).on_conflict(
+            conflict_target=conflict_target, preserve=[getattr(model, name) for name in updated]
+        ).execute()
+
+
+def _gap_columns(meter: str, kind: str, gap: Gap) -> dict:
+    return {
+        "meter": meter,
+        "kind": kind,
+        "start": _epoch(gap.start),
+        "end": _epoch(gap.end),
+        **{name: getattr(gap, name) for name in (*_USE, "gas")},
+    }
+
+
+def day_of_epoch(epoch: int, tz: tzinfo) -> date:
+    return datetime.fromtimestamp(epoch, tz).date()
+
+
+# --- full recomputation ----------------------------------------------------------------------------------------
+
+
+def recompute(meter: str, tz: tzinfo, max_gap: int) -> Booked:
+    """The meter's statistics recomputed from every reading (read in order, one at a time)."""
+    registers = (
+        ReadingRow.timestamp,
+        ReadingRow.electricity_delivered_1,
+        ReadingRow.electricity_delivered_2,
+        ReadingRow.electricity_returned_1,
+        ReadingRow.electricity_returned_2,
+    )
+    rows = ReadingRow.select(*registers).where(ReadingRow.meter == meter).order_by(ReadingRow.timestamp)
+    positions = (
+        MeterPosition(_instant(row[0]), _decimal(row[1]), _decimal(row[2]), _decimal(row[3]), _decimal(row[4]))
+        for row in rows.tuples().iterator()
+    )
+    captures = (
+        ReadingRow.select(ReadingRow.extra_device_timestamp, ReadingRow.extra_device_delivered)
+        .where((ReadingRow.meter == meter) & ReadingRow.extra_device_timestamp.is_null(False))
+        .order_by(ReadingRow.extra_device_timestamp, ReadingRow.timestamp)
+    )
+    return book_in_order(positions, _latest_per_capture(captures.tuples().iterator()), tz, max_gap)
+
+
+def _decimal(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _latest_per_capture(rows: Iterable[tuple]) -> Iterable[tuple[datetime, Decimal]]:
+    """Rows in (capture time, telegram time) order, one per capture time: the latest telegram's value."""
+    pending = None
+    for captured, value in rows:
+        if pending is not None and pending[0] != captured:
+            yield _instant(pending[0]), _decimal(pending[1])
+        pending = (captured, value)
+    if pending is not None:
+        yield _instant(pending[0]), _decimal(pending[1])
+
+
+@dataclass(frozen=True)
+class StoredStatistics:
+    hours: dict[int, HourStatistic]
+    days: dict[date, DayStatistic]
+    gaps: dict[tuple[str, int], Gap]
+
+
+def stored_statistics(meter: str) -> StoredStatistics:
+    hours = {row.hour_start: _hour(row) for row in HourRow.select().where(HourRow.meter == meter)}
+    days = {row.day: _day(row) for row in DayRow.select().where(DayRow.meter == meter)}
+    gaps = {(row.kind, row.start): _gap(row) for row in GapRow.select().where(GapRow.meter == meter)}
+    return StoredStatistics(hours, days, gaps)
+
+
+def expected_statistics(meter: str, tz: tzinfo, max_gap: int) -> StoredStatistics:
+    """What the stored statistics of the meter should be, from its readings and contracts."""
+    booked = recompute(meter, tz, max_gap)
+    hours = {hour: hour_statistic(hour, values) for hour, values in booked.hours.items()}
+    by_day: dict[date, list] = {}
+    for hour, values in sorted(booked.hours.items()):
+        add_booking_values(by_day.setdefault(day_of_epoch(hour, tz), [ZERO, ZERO, ZERO, ZERO, None]), values)
+    contracts = energy_prices(meter)
+    days = {}
+    for day, values in by_day.items():
+        used = dict(zip(_USE, (_thousandths(value) for value in values[:4]), strict=True))
+        days[day] = day_totals(day, used, None if values[4] is None else _thousandths(values[4]), tz, contracts)
+    gaps = {("electricity", _epoch(gap.start)): gap for gap in booked.gaps}
+    gaps.update({("gas", _epoch(gap.start)): gap for gap in booked.gas_gaps})
+    return StoredStatistics(hours, days, gaps)
+
+
+def statistics_meters() -> list[Installation]:
+    return [_installation(row) for row in InstallationRow.select().order_by(InstallationRow.name)]
+
+
+def rebuild_statistics(installation: Installation, tz: tzinfo, max_gap: int) -> None:
+    """Replace the meter's hour and day statistics, gaps and JOI hourly kWh with a full recomputation."""
+    with write_transaction():
+        _take_ingest_lock()
+        _rebuild(installation, tz, max_gap)
+
+
+def _rebuild(installation: Installation, tz: tzinfo, max_gap: int) -> None:
+    meter = installation.meter
+    expected = expected_statistics(meter, tz, max_gap)
+    for model in (HourRow, DayRow, GapRow):
+        model.delete().where(model.meter == meter).execute()
+    readings_repo.delete_hourly_energy(installation.joi_meter_id)
+    _upsert(
+        HourRow,
+        [HourRow.meter, HourRow.hour_start],
+        [
+            {"meter": meter, "hour_start": hour, **{name: getattr(statistic, name) for name in (*_USE, "gas")}}
+            for hour, statistic in sorted(expected.hours.items())
+        ],
+    )
+    _upsert(
+        DayRow,
+        [DayRow.meter, DayRow.day],
+        [{"meter": meter, "day": day, **_day_columns(statistic)} for day, statistic in sorted(expected.days.items())],
+    )
+    gaps = [_gap_columns(meter, kind, gap) for (kind, _), gap in sorted(expected.gaps.items())]
+    for start in range(0, len(gaps), 200):
+        GapRow.insert_many(gaps[start : start + 200]).execute()
+    readings_repo.replace_hourly_energy(
+        installation.joi_meter_id,
+        {hour: float(statistic.electricity1 + statistic.electricity2) for hour, statistic in expected.hours.items()},
+    )
 
 
 def _put_day(meter: str, day: date, statistic: DayStatistic | None) -> None:
     if statistic is None:
         DayRow.delete().where((DayRow.meter == meter) & (DayRow.day == day)).execute()
         return
-    values = {name: getattr(statistic, name) for name in (*_USE, "gas", *_COSTS)}
+    values = _day_columns(statistic)
     DayRow.insert(meter=meter, day=day, **values).on_conflict(
         conflict_target=[DayRow.meter, DayRow.day], update=values
     ).execute()
@@ -664,11 +850,10 @@ def _put_day(meter: str, day: date, statistic: DayStatistic | None) -> None:
 # --- removing test data --------------------------------------------------------------------------------------
 
 
-def delete_readings(name: str, window: TimeWindow, tz: tzinfo) -> int:
+def delete_readings(name: str, window: TimeWindow, tz: tzinfo, max_gap: int = DEFAULT_MAX_GAP_SECONDS) -> int:
     """Delete the installation's readings in the window (inclusive; an open side reaches the first or last
-    reading) and recompute what they decided: the hours and days they lay in, the hour of the reading after
-    the window (which now counts from the one before it), its reset flag, and the JOI hourly kWh. Returns
-    how many readings were deleted."""
+    reading), fix the reset flag of the reading after it, and rebuild the installation's statistics (a rare
+    operator action: a full recomputation is simplest and certainly right). Returns how many were deleted."""
     with write_transaction():
         _take_ingest_lock()
         installation = _installation(_must_exist(name))
@@ -688,29 +873,8 @@ def delete_readings(name: str, window: TimeWindow, tz: tzinfo) -> int:
         previous = _neighbour(meter, low, before=True)
         if following is not None:
             _flag_reset(following, None if previous is None else _position(previous))
-        # Hours wholly inside [low, high] held deleted readings only: their rows go at once. The hours holding
-        # low and high, and the hour of the reading after the window (which now counts from the one before
-        # it), are recomputed; then every day from the first to the last of them.
-        HourRow.delete().where(
-            (HourRow.meter == meter) & (HourRow.hour_start >= low) & (HourRow.hour_start + 3600 <= high)
-        ).execute()
-        readings_repo.delete_hourly_energy(installation.joi_meter_id, low, high - 3600)
-        touched = [_instant(low), _instant(high)] + ([] if following is None else [_instant(following.timestamp)])
-        first_day = day_of_hour(touched[0] - SECOND, tz)
-        last_day = day_of_hour(touched[-1], tz)
-        spans = [
-            (start, end)
-            for day in _days(first_day, last_day)
-            for start, end in local_hour_spans(day, tz)
-            if any(start < moment <= end for moment in touched)
-        ]
-        refresh_hours(installation, spans, tz)
-        _refresh_days(meter, _days(first_day, last_day), tz)
+        _rebuild(installation, tz, max_gap)
         return deleted
-
-
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
 def delete_installation(name: str) -> int:
@@ -721,7 +885,7 @@ def delete_installation(name: str) -> int:
         installation = _installation(_must_exist(name))
         meter = installation.meter
         deleted = ReadingRow.delete().where(ReadingRow.meter == meter).execute()
-        for model in (HourRow, DayRow, PriceRow, MeterRow):
+        for model in (HourRow, DayRow, GapRow, PriceRow, MeterRow):
             model.delete().where(model.meter == meter).execute()
         readings_repo.delete_hourly_energy(installation.joi_meter_id)
         InstallationRow.delete().where(InstallationRow.name == name).execute()
@@ -901,23 +1065,19 @@ def day_key(item: Identified) -> tuple[int]:
     return (item.value.day.toordinal(),)
 
 
-def positions_for_day(meter: str, day: date, tz: tzinfo) -> list[MeterPosition]:
-    """What `domain.statistics.consumption_today` needs of a day: the positions at its hour boundaries (the
-    last one before it included) and its first reading, for a meter that has none before the day."""
+def today(meter: str, day: date, tz: tzinfo) -> DayStatistic | None:
+    """Today so far (/api/v2/consumption/today): the day statistic, kept current at ingest; nothing used
+    (priced) when today's only reading is its first, e.g. after an outage; None without a reading today."""
+    row = DayRow.get_or_none((DayRow.meter == meter) & (DayRow.day == day))
+    if row is not None:
+        return _day(row)
     start, end = day_bounds(day, tz)
-    positions = positions_at(meter, boundaries_of(local_hour_spans(day, tz)))
-    first = (
-        ReadingRow.select()
-        .where(
-            (ReadingRow.meter == meter) & (ReadingRow.timestamp > _epoch(start)) & (ReadingRow.timestamp <= _epoch(end))
-        )
-        .order_by(ReadingRow.timestamp)
-        .limit(1)
-        .first()
+    inside = (
+        (ReadingRow.meter == meter) & (ReadingRow.timestamp > _epoch(start)) & (ReadingRow.timestamp <= _epoch(end))
     )
-    if first is not None:
-        positions.append(_position(first))
-    return positions
+    if not ReadingRow.select(ReadingRow.id).where(inside).limit(1).exists():
+        return None
+    return zero_day(day, energy_prices(meter))
 
 
 # --- meter statistics ----------------------------------------------------------------------------------------
@@ -932,6 +1092,7 @@ def meter_statistics(meter: str) -> MeterStatistics:
     )
     latest_reset = resets.order_by(ReadingRow.timestamp.desc()).limit(1).scalar()
     reset_count = resets.count()
+    gaps = {"gaps": _gap_summary(meter, "electricity"), "gas_gaps": _gap_summary(meter, "gas")}
     if row is None or row.latest_telegram is None:
         return MeterStatistics(
             id=None,
@@ -946,6 +1107,7 @@ def meter_statistics(meter: str) -> MeterStatistics:
             duplicate_telegrams=0 if row is None else row.duplicate_telegrams,
             resets=reset_count,
             latest_reset=_instant(latest_reset),
+            **gaps,
         )
     return MeterStatistics(
         id=row.id,
@@ -960,4 +1122,19 @@ def meter_statistics(meter: str) -> MeterStatistics:
         duplicate_telegrams=row.duplicate_telegrams,
         resets=reset_count,
         latest_reset=_instant(latest_reset),
+        **gaps,
+    )
+
+
+def _gap_summary(meter: str, kind: str) -> GapSummary:
+    """Bounded whatever the history: a count, sums, and the LATEST_GAPS newest gaps."""
+    names = _USE if kind == "electricity" else ("gas",)
+    where = (GapRow.meter == meter) & (GapRow.kind == kind)
+    sums = GapRow.select(peewee.fn.COUNT(GapRow.id), *(peewee.fn.SUM(getattr(GapRow, name)) for name in names))
+    count, *totals = sums.where(where).tuples().first()
+    latest = GapRow.select().where(where).order_by(GapRow.start.desc()).limit(LATEST_GAPS)
+    return GapSummary(
+        count=count,
+        totals={name: _thousandths(_decimal(total or 0)) for name, total in zip(names, totals, strict=True)},
+        latest=[_gap(row) for row in latest],
     )
