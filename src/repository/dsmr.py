@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import peewee
 
@@ -54,6 +55,7 @@ from domain.statistics import (
     zero_day,
 )
 from repository import readings as readings_repo
+from repository import settings
 from repository.db import BaseModel, is_sqlite, write_transaction
 
 ZERO = Decimal(0)
@@ -1138,3 +1140,51 @@ def _gap_summary(meter: str, kind: str) -> GapSummary:
         totals={name: _thousandths(_decimal(total or 0)) for name, total in zip(names, totals, strict=True)},
         latest=[_gap(row) for row in latest],
     )
+
+
+# --- the rule the stored statistics were built with ----------------------------------------------------------
+
+STATISTICS_RULE_SETTING = "dsmr_statistics_rule"
+
+
+def _rule(zone_name: str, max_gap: int) -> str:
+    return f"time_zone={zone_name} max_gap_seconds={max_gap} spread=linear"
+
+
+def statistics_match(zone_name: str, max_gap: int) -> bool:
+    """Whether the stored statistics were built in this zone with this gap rule."""
+    return settings.get(STATISTICS_RULE_SETTING) == _rule(zone_name, max_gap)
+
+
+def rebuild_all_statistics(zone_name: str, max_gap: int) -> int:
+    """Rebuild every installation's statistics by the rule (after DSMR_TIME_ZONE or DSMR_MAX_GAP_SECONDS
+    changed, or an upgrade) and record it. Returns how many installations were rebuilt."""
+    tz = ZoneInfo(zone_name)
+    with write_transaction():
+        _take_ingest_lock()
+        installations = statistics_meters()
+        for installation in installations:
+            _rebuild(installation, tz, max_gap)
+        settings.put(STATISTICS_RULE_SETTING, _rule(zone_name, max_gap))
+    return len(installations)
+
+
+def statistics_differences(installation: Installation, tz: tzinfo, max_gap: int) -> list[str]:
+    """How the stored statistics of the installation differ from a full recomputation (empty: they agree)."""
+    stored = stored_statistics(installation.meter)
+    expected = expected_statistics(installation.meter, tz, max_gap)
+    differences = []
+    for what, have, want, label in (
+        ("hour", stored.hours, expected.hours, lambda key: _instant(key).isoformat()),
+        ("day", stored.days, expected.days, lambda key: key.isoformat()),
+        ("gap", stored.gaps, expected.gaps, lambda key: f"{key[0]} from {_instant(key[1]).isoformat()}"),
+    ):
+        for key in sorted(set(have) | set(want)):
+            if have.get(key) != want.get(key):
+                differences.append(f"{what} {label(key)}: stored {have.get(key)}, recomputed {want.get(key)}")
+    joi = readings_repo.hourly_energy(installation.joi_meter_id)
+    wanted = {
+        hour: float(statistic.electricity1 + statistic.electricity2) for hour, statistic in expected.hours.items()
+    }
+    differences += readings_repo.energy_differences(joi, wanted)
+    return differences

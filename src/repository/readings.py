@@ -562,3 +562,37 @@ def rebuild_rollups(max_gap: int) -> int:
             _refresh_hours(meter_id, hour_of(bounds[0]), hour_of(bounds[1]), max_gap)
         settings.put(ROLLUP_GAP_SETTING, str(max_gap))
     return len(meters)
+
+
+# --- verifying the rollups against the samples --------------------------------------------------------------
+
+_ENERGY_TOLERANCE_KWH = 1e-6  # float sums in another order differ in their last bits
+
+
+def hourly_energy(meter_id: str) -> dict[int, float]:
+    return {row.hour_start: row.kwh for row in EnergyHour.select().where(EnergyHour.meter_id == meter_id)}
+
+
+def energy_differences(stored: Mapping[int, float], wanted: Mapping[int, float]) -> list[str]:
+    differences = []
+    for hour in sorted(set(stored) | set(wanted)):
+        have, want = stored.get(hour), wanted.get(hour)
+        if have is None or want is None or abs(have - want) > _ENERGY_TOLERANCE_KWH * max(1.0, abs(want)):
+            differences.append(f"JOI rollup {hour}: stored {have}, recomputed {want}")
+    return differences
+
+
+def sampled_meters() -> list[str]:
+    sampled = Meter.select(Meter.meter_id).where(
+        peewee.fn.EXISTS(MeterSample.select(MeterSample.meter_key).where(MeterSample.meter_key == Meter.meter_key))
+    )
+    return [row[0] for row in sampled.tuples()]
+
+
+def rollup_differences(meter_id: str, max_gap: int) -> list[str]:
+    """How a JOI meter's stored hourly kWh differ from a recomputation from its samples."""
+    samples = _sample_rows(meter_id)
+    if not samples:
+        return []
+    wanted = energy_by_hour(samples, max_gap, hour_of(samples[0][0]), hour_of(samples[-1][0]) + HOUR)
+    return energy_differences(hourly_energy(meter_id), wanted)
