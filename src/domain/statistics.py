@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
@@ -283,10 +283,24 @@ def _spread(start: int, end: int, rise: Decimal, edges: Sequence[int]) -> list[t
 @dataclass(frozen=True)
 class IntervalBooking:
     """What one interval between consecutive readings contributes: per hour (the hours it covers, zero
-    for a reset) and, across a gap, the gap instead."""
+    for a reset) and, across a gap, the gap instead. `delivered_quarters` is the delivered kWh (both
+    tariffs) per UTC quarter hour, for the JOI price plans' rollups."""
 
     hours: dict[int, tuple[Decimal, ...]]
     gap: Gap | None = None
+    delivered_quarters: dict[int, float] = field(default_factory=dict)
+
+
+UTC_QUARTER = 900
+
+
+def _utc_quarters(start: int, end: int, kwh: float) -> dict[int, float]:
+    pieces = {}
+    edge = start - start % UTC_QUARTER
+    while edge < end:
+        pieces[edge] = kwh * (min(edge + UTC_QUARTER, end) - max(edge, start)) / (end - start)
+        edge += UTC_QUARTER
+    return pieces
 
 
 def book_electricity(before: MeterPosition, after: MeterPosition, tz: tzinfo, max_gap: int) -> IntervalBooking:
@@ -302,11 +316,15 @@ def book_electricity(before: MeterPosition, after: MeterPosition, tz: tzinfo, ma
         return IntervalBooking({}, Gap(before.timestamp, after.timestamp, *rises))
     edges = hour_edges(start, end, tz)
     if reset:
-        return IntervalBooking({edge: (ZERO, ZERO, ZERO, ZERO) for edge in edges[:-1]})
-    columns = [
-        _spread(start, end, getattr(after, name) - getattr(before, name), edges) for name in _ELECTRICITY_REGISTERS
-    ]
-    return IntervalBooking({pieces[0][0]: tuple(piece[1] for piece in pieces) for pieces in zip(*columns, strict=True)})
+        return IntervalBooking(
+            {edge: (ZERO, ZERO, ZERO, ZERO) for edge in edges[:-1]}, delivered_quarters=_utc_quarters(start, end, 0.0)
+        )
+    rises = [getattr(after, name) - getattr(before, name) for name in _ELECTRICITY_REGISTERS]
+    columns = [_spread(start, end, rise, edges) for rise in rises]
+    return IntervalBooking(
+        {pieces[0][0]: tuple(piece[1] for piece in pieces) for pieces in zip(*columns, strict=True)},
+        delivered_quarters=_utc_quarters(start, end, float(rises[0] + rises[1])),
+    )
 
 
 def book_gas(
@@ -321,6 +339,11 @@ def book_gas(
     if rise < 0:
         return IntervalBooking({edge: (ZERO,) for edge in edges[:-1]})
     return IntervalBooking({hour: (piece,) for hour, piece in _spread(start, end, rise, edges)})
+
+
+def add_quarters(quarters: dict[int, float], booking: IntervalBooking, sign: int = 1) -> None:
+    for quarter, kwh in booking.delivered_quarters.items():
+        quarters[quarter] = quarters.get(quarter, 0.0) + sign * kwh
 
 
 def add_booking(hours: dict[int, HourValues], booking: IntervalBooking, *, gas: bool, sign: int = 1) -> None:
@@ -354,6 +377,7 @@ class Booked:
     hours: dict[int, HourValues]
     gaps: list[Gap]  # electricity, in time order
     gas_gaps: list[Gap]
+    delivered_quarters: dict[int, float]
 
 
 def book(positions: Iterable[MeterPosition], tz: tzinfo, max_gap: int = DEFAULT_MAX_GAP_SECONDS) -> Booked:
@@ -371,10 +395,12 @@ def book_in_order(
     """`book` for positions in time order and distinct gas captures in time order, read one at a time (a
     meter's readings need not fit in memory)."""
     hours: dict[int, HourValues] = {}
+    quarters: dict[int, float] = {}
     gaps, gas_gaps = [], []
     for before, after in itertools.pairwise(positions):
         booking = book_electricity(before, after, tz, max_gap)
         add_booking(hours, booking, gas=False)
+        add_quarters(quarters, booking)
         if booking.gap is not None:
             gaps.append(booking.gap)
     for before, after in itertools.pairwise(captures):
@@ -382,7 +408,7 @@ def book_in_order(
         add_booking(hours, booking, gas=True)
         if booking.gap is not None:
             gas_gaps.append(booking.gap)
-    return Booked(hours, gaps, gas_gaps)
+    return Booked(hours, gaps, gas_gaps, quarters)
 
 
 def hour_statistic(hour_start: int, values: HourValues) -> HourStatistic:

@@ -7,7 +7,7 @@ Every write runs in one transaction that first takes the DSMR ingest lock (SQLit
 PostgreSQL: a row lock), so recomputing statistics never interleaves with another write. A new reading only
 recomputes the few local hours it can change (`domain.dsmr.hours_to_refresh`), from the meter positions at
 those hours' boundaries (plus the readings each side of a reset, flagged on the reading that follows it),
-then the days those hours lie in, then the meter's hourly kWh in `energy_hours` for the JOI price plans.
+then the days those hours lie in, then the meter's hourly kWh (kind P1) in `energy_rollups` for the JOI price plans.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from domain.statistics import (
     IntervalBooking,
     MeterPosition,
     add_booking,
+    add_quarters,
     book_electricity,
     book_gas,
     book_in_order,
@@ -54,6 +55,7 @@ from domain.statistics import (
     is_reset,
     zero_day,
 )
+from domain.usage import HourRollup, hour_rollups
 from repository import readings as readings_repo
 from repository import settings
 from repository.db import BaseModel, is_sqlite, write_transaction
@@ -562,11 +564,13 @@ class _Changes:
 
     def __init__(self) -> None:
         self.hours: dict[int, list] = {}
+        self.quarters: dict[int, float] = {}
         self.gaps_gone: list[tuple[str, int]] = []
         self.gaps_new: list[tuple[str, Gap]] = []
 
     def book(self, booking: IntervalBooking, *, gas: bool, sign: int) -> None:
         add_booking(self.hours, booking, gas=gas, sign=sign)
+        add_quarters(self.quarters, booking, sign)
         if booking.gap is not None:
             kind = "gas" if gas else "electricity"
             if sign > 0:
@@ -662,10 +666,8 @@ def _apply(installation: Installation, changes: _Changes, tz: tzinfo) -> None:
         [HourRow.meter, HourRow.hour_start],
         [{"meter": meter, "hour_start": hour, **merged[hour]} for hour in hours],
     )
-    readings_repo.replace_hourly_energy(
-        installation.joi_meter_id,
-        {hour: float(merged[hour]["electricity1"] + merged[hour]["electricity2"]) for hour in hours},
-    )
+    if changes.quarters:
+        readings_repo.add_hourly_energy(installation.joi_meter_id, hour_rollups(changes.quarters))
     by_day: dict[date, list] = {}
     for hour in hours:
         total = by_day.setdefault(day_of_epoch(hour, tz), [ZERO, ZERO, ZERO, ZERO, None])
@@ -785,6 +787,11 @@ def stored_statistics(meter: str) -> StoredStatistics:
 
 def expected_statistics(meter: str, tz: tzinfo, max_gap: int) -> StoredStatistics:
     """What the stored statistics of the meter should be, from its readings and contracts."""
+    return _expected(meter, tz, max_gap)[0]
+
+
+def _expected(meter: str, tz: tzinfo, max_gap: int) -> tuple[StoredStatistics, dict[int, HourRollup]]:
+    """The statistics, and the JOI hour rollups of its delivered kWh, recomputed."""
     booked = recompute(meter, tz, max_gap)
     hours = {hour: hour_statistic(hour, values) for hour, values in booked.hours.items()}
     by_day: dict[date, list] = {}
@@ -797,7 +804,7 @@ def expected_statistics(meter: str, tz: tzinfo, max_gap: int) -> StoredStatistic
         days[day] = day_totals(day, used, None if values[4] is None else _thousandths(values[4]), tz, contracts)
     gaps = {("electricity", _epoch(gap.start)): gap for gap in booked.gaps}
     gaps.update({("gas", _epoch(gap.start)): gap for gap in booked.gas_gaps})
-    return StoredStatistics(hours, days, gaps)
+    return StoredStatistics(hours, days, gaps), hour_rollups(booked.delivered_quarters)
 
 
 def statistics_meters() -> list[Installation]:
@@ -813,10 +820,9 @@ def rebuild_statistics(installation: Installation, tz: tzinfo, max_gap: int) -> 
 
 def _rebuild(installation: Installation, tz: tzinfo, max_gap: int) -> None:
     meter = installation.meter
-    expected = expected_statistics(meter, tz, max_gap)
+    expected, rollups = _expected(meter, tz, max_gap)
     for model in (HourRow, DayRow, GapRow):
         model.delete().where(model.meter == meter).execute()
-    readings_repo.delete_hourly_energy(installation.joi_meter_id)
     _upsert(
         HourRow,
         [HourRow.meter, HourRow.hour_start],
@@ -833,10 +839,7 @@ def _rebuild(installation: Installation, tz: tzinfo, max_gap: int) -> None:
     gaps = [_gap_columns(meter, kind, gap) for (kind, _), gap in sorted(expected.gaps.items())]
     for start in range(0, len(gaps), 200):
         GapRow.insert_many(gaps[start : start + 200]).execute()
-    readings_repo.replace_hourly_energy(
-        installation.joi_meter_id,
-        {hour: float(statistic.electricity1 + statistic.electricity2) for hour, statistic in expected.hours.items()},
-    )
+    readings_repo.replace_hourly_energy(installation.joi_meter_id, rollups)
 
 
 def _put_day(meter: str, day: date, statistic: DayStatistic | None) -> None:
@@ -1172,7 +1175,7 @@ def rebuild_all_statistics(zone_name: str, max_gap: int) -> int:
 def statistics_differences(installation: Installation, tz: tzinfo, max_gap: int) -> list[str]:
     """How the stored statistics of the installation differ from a full recomputation (empty: they agree)."""
     stored = stored_statistics(installation.meter)
-    expected = expected_statistics(installation.meter, tz, max_gap)
+    expected, rollups = _expected(installation.meter, tz, max_gap)
     differences = []
     for what, have, want, label in (
         ("hour", stored.hours, expected.hours, lambda key: _instant(key).isoformat()),
@@ -1182,9 +1185,5 @@ def statistics_differences(installation: Installation, tz: tzinfo, max_gap: int)
         for key in sorted(set(have) | set(want)):
             if have.get(key) != want.get(key):
                 differences.append(f"{what} {label(key)}: stored {have.get(key)}, recomputed {want.get(key)}")
-    joi = readings_repo.hourly_energy(installation.joi_meter_id)
-    wanted = {
-        hour: float(statistic.electricity1 + statistic.electricity2) for hour, statistic in expected.hours.items()
-    }
-    differences += readings_repo.energy_differences(joi, wanted)
+    differences += readings_repo.energy_differences(readings_repo.hourly_energy(installation.joi_meter_id), rollups)
     return differences
