@@ -2,8 +2,8 @@
 
 What is here: the API key (hashing, constant-time comparison), readings from form/JSON fields or from a
 parsed telegram with DSMR-reader's per-field messages, which meter a reading belongs to, DSMR-reader's
-lenient list parameters (ordering, offset, limit) plus our keyset cursors, which hours a new reading can
-change, and day and installation totals built from hour statistics with `domain.statistics`.
+lenient list parameters (ordering, offset, limit) plus our keyset cursors, and day totals priced with
+`domain.statistics`.
 """
 
 from __future__ import annotations

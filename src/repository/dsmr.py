@@ -4,10 +4,11 @@ An installation (one electricity meter with its gas meter) owns one API key (onl
 one meter: every row of its readings, statistics, contracts and meter statistics is stored under that meter.
 
 Every write runs in one transaction that first takes the DSMR ingest lock (SQLite: the write lock itself;
-PostgreSQL: a row lock), so recomputing statistics never interleaves with another write. A new reading only
-recomputes the few local hours it can change (`domain.dsmr.hours_to_refresh`), from the meter positions at
-those hours' boundaries (plus the readings each side of a reset, flagged on the reading that follows it),
-then the days those hours lie in, then the meter's hourly kWh (kind P1) in `energy_rollups` for the JOI price plans.
+PostgreSQL: a row lock), so statistics are never updated by two writes at once. A new reading splits one
+interval between stored readings: its booking (`domain.statistics.book_electricity`, `book_gas`) is taken
+back and the two new ones are added to the hour rows they touch, their days (repriced), the gaps and the
+meter's hourly kWh (kind P1) in `energy_rollups` for the JOI price plans. Deleting readings, a changed zone or
+gap rule and `verify-statistics --fix` rebuild a meter from all its readings instead (`recompute`).
 """
 
 from __future__ import annotations
