@@ -433,8 +433,11 @@ def delete_hourly_energy(meter_id: str, first_hour: int | None = None, last_hour
 
 def has_samples(meter_id: str) -> bool:
     """Whether the meter has kW samples (a JOI meter), as opposed to hourly kWh from registers only."""
-    key = _meter_key(meter_id)
-    return key is not None and MeterSample.select().where(MeterSample.meter_key == key).limit(1).exists()
+    key = _meter_key(meter_id) if database.in_transaction() else _key_cache.get(meter_id)
+    if key is None:
+        return False
+    sql = f"SELECT 1 FROM meter_samples WHERE meter_key = {_param()} LIMIT 1"  # raw: a Peewee query cost 0.15 ms
+    return database.execute_sql(sql, (key,)).fetchone() is not None
 
 
 def delete_samples(meter_id: str, start: int | None, end: int | None, max_gap: int) -> int:
