@@ -530,10 +530,11 @@ def weekday_energy(
 def _partial_sql(instant: str, p: str) -> str:
     """The kWh of the hour holding `instant` (an SQL expression) before it: 0, or its first 15, 30 or 45
     minutes."""
+    hour = f"(({instant} / 3600) * 3600)"  # no % operator: psycopg2 reads it as a placeholder
     return (
-        f"COALESCE((SELECT CASE {instant} % 3600 WHEN 900 THEN first_15 WHEN 1800 THEN first_30"
+        f"COALESCE((SELECT CASE {instant} - {hour} WHEN 900 THEN first_15 WHEN 1800 THEN first_30"
         " WHEN 2700 THEN first_45 ELSE 0 END FROM energy_rollups"
-        f" WHERE meter_kind = {p} AND meter_id = {p} AND hour_start = {instant} - {instant} % 3600), 0)"
+        f" WHERE meter_kind = {p} AND meter_id = {p} AND hour_start = {hour}), 0)"
     )
 
 
@@ -567,7 +568,7 @@ def _rollup_weekdays(meter_id: str, kind: str, zone: ZoneInfo, start: int, end: 
         whole_hours = (segment.offset % HOUR, segment.start % HOUR, segment.end % HOUR) == (0, 0, 0)
         day_sum = (
             f"(SELECT SUM(kwh) FROM energy_rollups WHERE meter_kind = {p} AND meter_id = {p}"
-            " AND hour_start >= low - low % 3600 AND hour_start < high - high % 3600)"
+            " AND hour_start >= (low / 3600) * 3600 AND hour_start < (high / 3600) * 3600)"
         )
         params = [kind, meter_id]
         if not whole_hours:
