@@ -460,3 +460,11 @@ def test_the_meter_a_telegram_names_is_checked_again_inside_the_store(database):
     with pytest.raises(InvalidInput, match="from meter E2"):
         repo.store_reading(stale, reading("home", SPRING + timedelta(minutes=5), 2), AMSTERDAM, telegram_meter="E2")
     assert repo.ReadingRow.select().count() == 1
+
+
+def test_the_latest_telegram_carrying_a_gas_capture_is_an_index_seek_whatever_the_history(database):
+    for item in series("m1", SPRING, 10, timedelta(minutes=5)):
+        store(item, AMSTERDAM)
+    plan = query_plan(repo.carrier_sql(), ("m1", 1711828800, 1))
+    assert "extra_device_timestamp_timestamp" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

@@ -125,7 +125,7 @@ def test_a_single_key_dsmr_database_becomes_installations_keeping_every_reading(
             f"INSERT INTO settings (key, value) VALUES ('dsmr_api_key_hash', {p})", (hash_api_key("old-key"),)
         )
         monkeypatch.setattr(migrations, "AREAS", before)
-        assert migrations.migrate() == ["dsmr_0003_installations", "dsmr_0004_gaps"]
+        assert migrations.migrate() == ["dsmr_0003_installations", "dsmr_0004_gaps", "dsmr_0005_gas_capture_index"]
 
         logger = dsmr_repo.installation_by_key_hash(hash_api_key("old-key"))
         assert (logger.name, logger.meter, logger.equipment_id) == ("default", "E0044404018311117", "E0044404018311117")

@@ -281,9 +281,19 @@ def _gaps(migrator, db: peewee.Database) -> None:
     db.create_tables([DsmrGap])
 
 
+def _gas_capture_index(migrator, db: peewee.Database) -> None:
+    """Gas captures looked up per telegram (the one before and after a capture, and the latest telegram
+    carrying one) read an index in (capture time, telegram time) order: with (meter, capture time) alone,
+    finding a capture's latest telegram scanned the meter's readings backwards, more with every day."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_index("dsmr_readings", ("meter", "extra_device_timestamp", "timestamp"), False))
+
+
 MIGRATIONS = [
     ("dsmr_0001_readings_statistics_prices_meters", _initial_schema),
     ("dsmr_0002_meter_reading_counts", _reading_counts),
     ("dsmr_0003_installations", _installations),
     ("dsmr_0004_gaps", _gaps),
+    ("dsmr_0005_gas_capture_index", _gas_capture_index),
 ]
