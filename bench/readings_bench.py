@@ -237,9 +237,9 @@ def max_requests_for(mode: str, seconds: float) -> int:
     return int(seconds * (3_000 if mode == "batch" else 30_000))
 
 
-def echo_run(mode: str, seconds: float, *, log_dir: Path | None = None) -> Measured:
+def echo_run(mode: str, seconds: float, *, log_dir: Path | None = None, served_by: str = "gunicorn") -> Measured:
     base = hour_aligned(20)
-    with servers.echo_server(log_dir=log_dir) as server:
+    with servers.echo_server(log_dir=log_dir, served_by=served_by) as server:
         warm_up(server, workload(mode, "warm-", base), connections(mode))
         work = workload(mode, "echo-", base)
         measured = loaded(

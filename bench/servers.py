@@ -92,14 +92,14 @@ class Server:
         pids = self.pids()
         return pids[1:] if len(pids) > 1 else pids
 
-    def wait_ready(self, workers: int, timeout: float = 60.0) -> None:
+    def wait_ready(self, workers: int, timeout: float = 60.0, marker: str = "Application startup complete") -> None:
         """Until every worker has started (else the first one up takes every keep-alive connection of
         the load run, and the run measures one core) and /health answers 200."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            started = self.log_path.read_text(errors="replace").count("Application startup complete")
+            started = self.log_path.read_text(errors="replace").count(marker)
             if started >= workers:
                 try:
                     with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
@@ -187,14 +187,50 @@ def app_server(database_url: str, *, workers: int | None = None, log_dir: Path |
 
 
 @contextlib.contextmanager
-def echo_server(*, workers: int | None = None, log_dir: Path | None = None):
-    """bench/echo_app.py, served like our app (ASGI via a2wsgi) with the same worker count."""
-    args = ["--app-dir", str(BENCH), "echo_app:asgi"]
-    server = _uvicorn("echo", args, base_env(), workers or cores(), log_dir or Path(tempfile.gettempdir()))
+def echo_server(*, workers: int | None = None, log_dir: Path | None = None, served_by: str = "gunicorn", **env: str):
+    """bench/echo_app.py with our app's worker count: served by gunicorn (sync workers, how a plain Flask
+    app is deployed; the reference) or like our app (ASGI via a2wsgi in uvicorn)."""
+    log_dir = log_dir or Path(tempfile.gettempdir())
+    if served_by == "a2wsgi":
+        server = _uvicorn(
+            "echo", ["--app-dir", str(BENCH), "echo_app:asgi"], base_env(**env), workers or cores(), log_dir
+        )
+    else:
+        server = _gunicorn("echo-gunicorn", "echo_app:app", base_env(**env), workers or cores(), log_dir)
     try:
         yield server
     finally:
         server.stop()
+
+
+def _gunicorn(name: str, app: str, env: dict, workers: int, log_dir: Path) -> Server:
+    port = free_port()
+    log_path = log_dir / f"{name}-{port}.log"
+    command = [
+        str(VENV_BIN / "gunicorn"),
+        "--chdir",
+        str(BENCH),
+        "--worker-class",
+        "sync",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"{HOST}:{port}",
+        "--log-level",
+        "info",  # each worker logs "Booting worker", which wait_ready counts
+        app,
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(name, process, port, log_path, env)
+    try:
+        server.wait_ready(workers, marker="Booting worker")
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 @contextlib.contextmanager

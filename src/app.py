@@ -36,6 +36,7 @@ from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from paths import PathAliases  # noqa: E402
 from repository import db, migrations  # noqa: E402
+from repository import dsmr as dsmr_repo  # noqa: E402
 from repository import readings as readings_repo  # noqa: E402
 from validation import PARSED_BODY_KEY, ControlCharacterPathGuard, validator_map  # noqa: E402
 
@@ -53,6 +54,10 @@ def prepare_database(config: Config) -> None:
         if not readings_repo.rollups_match(config.max_reading_gap_seconds):
             rebuilt = readings_repo.rebuild_rollups(config.max_reading_gap_seconds)
             log.info("rebuilt hourly rollups of %d meters", rebuilt)
+        # DSMR statistics are local hours and days by a gap rule: another zone or rule rebuilds them all.
+        if not dsmr_repo.statistics_match(config.dsmr_time_zone, config.dsmr_max_gap_seconds):
+            rebuilt = dsmr_repo.rebuild_all_statistics(config.dsmr_time_zone, config.dsmr_max_gap_seconds)
+            log.info("rebuilt the DSMR statistics of %d installations", rebuilt)
     finally:
         db.close()
 

@@ -1,4 +1,5 @@
-"""Operator commands: `python src/cli.py migrate|prepare|demo|rebuild-rollups|dsmr-key|delete|create-admin`."""
+"""Operator commands: `python src/cli.py COMMAND`, one of migrate, prepare, demo, rebuild-rollups, dsmr-key,
+delete, create-admin and verify-statistics (`--help` lists them)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app import prepare_database  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
+from cli_statistics import add_statistics_commands, verify_statistics  # noqa: E402
 from config import Config  # noqa: E402
 from demo import load_demo_when_wanted  # noqa: E402
 from domain.accounts import new_user, username_key  # noqa: E402
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_command.add_argument("--username", required=True)
     admin_command.add_argument("--email", default="", help="needed to create an admin, not to promote one")
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
+    add_statistics_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -92,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare_database(config)
     if args.command in ("prepare", "demo"):
         print(load_demo_when_wanted(config, asked=args.command == "demo"))
+    elif args.command == "verify-statistics":
+        return verify_statistics(config, args)
     elif args.command in DSMR_COMMANDS:
         return run_dsmr_command(config, args)
     elif args.command == "create-admin":

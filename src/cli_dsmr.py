@@ -122,7 +122,7 @@ def _delete(config: Config, args: argparse.Namespace) -> int:
     tz = ZoneInfo(config.dsmr_time_zone)
     if args.what == "dsmr-readings":
         window = _window(args, tz)
-        deleted = dsmr_repo.delete_readings(args.name, window, tz)
+        deleted = dsmr_repo.delete_readings(args.name, window, tz, config.dsmr_max_gap_seconds)
         print(f"deleted {deleted} readings of installation {args.name}; its statistics are recomputed")
     elif args.what == "dsmr-installation":
         deleted = dsmr_repo.delete_installation(args.name)

@@ -111,6 +111,8 @@ class Config:
     modbus_poll_seconds: float = 60.0  # a round every this many seconds; 0 turns polling off
     modbus_timeout_seconds: float = 3.0  # each host's budget for connecting and all its requests
     modbus_concurrency: int = 100  # hosts talked to at once in a round
+    # DSMR statistics (issue 15): readings further apart than this book nothing between them (an outage).
+    dsmr_max_gap_seconds: int = 3600
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -134,6 +136,8 @@ class Config:
                 "MODBUS_POLL_SECONDS must be >= 0 (0 = off), MODBUS_TIMEOUT_SECONDS between 0 and 60, "
                 "MODBUS_CONCURRENCY >= 1"
             )
+        if self.dsmr_max_gap_seconds <= 0:
+            raise ValueError(f"DSMR_MAX_GAP_SECONDS must be > 0, not {self.dsmr_max_gap_seconds}")
         self._check_mailing_settings()
 
     def _check_observability(self) -> None:
@@ -224,6 +228,7 @@ class Config:
             modbus_poll_seconds=_float("MODBUS_POLL_SECONDS", 60.0),
             modbus_timeout_seconds=_float("MODBUS_TIMEOUT_SECONDS", 3.0),
             modbus_concurrency=_int("MODBUS_CONCURRENCY", 100),
+            dsmr_max_gap_seconds=_int("DSMR_MAX_GAP_SECONDS", 3600),
         )
         values.update(overrides)
         return cls(**values)

@@ -19,7 +19,6 @@ import mqtt_publisher
 from domain import mqtt
 from domain.dsmr import DsmrReading, Installation
 from domain.oms import OmsMessage
-from domain.statistics import consumption_today
 from domain.usage import SampleColumns
 from repository import db
 from repository import dsmr as dsmr_repo
@@ -102,8 +101,7 @@ def _day_consumption_publication(prefix: str, installation: Installation, tz: tz
     day = datetime.now(tz).date()
     db.connect()
     try:
-        positions = dsmr_repo.positions_for_day(installation.meter, day, tz)
-        statistic = consumption_today(positions, tz, dsmr_repo.energy_prices(installation.meter), day)
+        statistic = dsmr_repo.today(installation.meter, day, tz)
     finally:
         db.close()
     if statistic is None:

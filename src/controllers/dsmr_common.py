@@ -284,4 +284,22 @@ def meter_statistics_json(statistics: dsmr_repo.MeterStatistics, tz: tzinfo, met
         "duplicate_telegrams": statistics.duplicate_telegrams,
         "resets": statistics.resets,
         "latest_reset": local_iso(statistics.latest_reset, tz) if statistics.latest_reset else None,
+        "gaps": _gaps_json(statistics.gaps, tz),
+        "gas_gaps": _gaps_json(statistics.gas_gaps, tz),
+    }
+
+
+def _gaps_json(summary: dsmr_repo.GapSummary, tz: tzinfo) -> dict:
+    names = list(summary.totals)
+    return {
+        "count": summary.count,
+        "totals": {name: _three(value) for name, value in summary.totals.items()},
+        "latest": [
+            {
+                "start": local_iso(gap.start, tz),
+                "end": local_iso(gap.end, tz),
+                **{name: _three(getattr(gap, name)) for name in names},
+            }
+            for gap in summary.latest
+        ],
     }

@@ -30,7 +30,14 @@ def create_reading(installation: Installation, body: dict | None = None):
         )
         check_telegram_meter(installation, reading.meter)
         facts = telegram_facts(telegram, reading, text)
-        stored = dsmr_repo.store_reading(installation, reading, time_zone(), facts, telegram_meter=reading.meter)
+        stored = dsmr_repo.store_reading(
+            installation,
+            reading,
+            time_zone(),
+            facts,
+            telegram_meter=reading.meter,
+            max_gap=config.dsmr_max_gap_seconds,
+        )
     except DomainError:
         # Refused telegrams count in meter statistics; nothing else changed (the store rolled back).
         dsmr_repo.count_rejected_telegram(installation)

@@ -34,7 +34,6 @@ from domain.dsmr import (
     reading_from_fields,
 )
 from domain.errors import Conflict, NotFound
-from domain.statistics import consumption_today
 from repository import dsmr as dsmr_repo
 
 
@@ -46,7 +45,7 @@ def create_reading(installation: Installation, body: dict | None = None):
     )
     check_named_meter(installation, reading.meter)
     try:
-        stored = dsmr_repo.store_reading(installation, reading, tz)
+        stored = dsmr_repo.store_reading(installation, reading, tz, max_gap=settings().dsmr_max_gap_seconds)
     except Conflict:
         ingest_events.dsmr_reading_conflict()
         raise
@@ -135,10 +134,7 @@ def today(installation: Installation, meter=None):
     tz = time_zone()
     own = _own_meter(installation, meter)
     day = datetime.now(tz).date()
-    statistic = None
-    if own is not None:
-        positions = dsmr_repo.positions_for_day(own, day, tz)
-        statistic = consumption_today(positions, tz, dsmr_repo.energy_prices(own), day)
+    statistic = None if own is None else dsmr_repo.today(own, day, tz)
     if statistic is None:
         raise NotFound(f"No electricity readings found for: {day.isoformat()}")
     return json_response(today_json(statistic, installation.joi_meter_id))

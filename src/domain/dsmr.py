@@ -2,8 +2,8 @@
 
 What is here: the API key (hashing, constant-time comparison), readings from form/JSON fields or from a
 parsed telegram with DSMR-reader's per-field messages, which meter a reading belongs to, DSMR-reader's
-lenient list parameters (ordering, offset, limit) plus our keyset cursors, which hours a new reading can
-change, and day and installation totals built from hour statistics with `domain.statistics`.
+lenient list parameters (ordering, offset, limit) plus our keyset cursors, and day totals priced with
+`domain.statistics`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from domain.errors import InvalidInput
 from domain.statistics import (
     PRICE_FIELDS,
+    Consumption,
     DayStatistic,
     EnergyPrices,
     HourStatistic,
     MeterPosition,
     day_bounds,
-    day_statistics,
     local_hours,
+    priced_day,
 )
 from domain.telegram import Telegram
 
@@ -554,42 +555,11 @@ def local_hour_spans(day: date, tz: tzinfo) -> list[tuple[datetime, datetime]]:
     return list(zip(starts, [*starts[1:], day_bounds(day, tz)[1]], strict=True))
 
 
-def _local_date(moment: datetime, tz: tzinfo) -> date:
-    return moment.astimezone(tz).date()
-
-
-def hours_to_refresh(
-    reading_instants: Iterable[datetime], next_reading: datetime | None, tz: tzinfo
-) -> list[tuple[datetime, datetime]]:
-    """The local hours (start, end] whose statistics a newly stored reading can change.
-
-    `reading_instants` are the reading's timestamp and its gas capture time; `next_reading` is the timestamp
-    of the meter's next stored reading, if any. An hour's statistic is the rise from the last position at or
-    before its start to the last one at or before its end, so the new reading changes the hours from its gas
-    capture through its own timestamp, and the hour holding the next reading, which now starts from it. The
-    hours in between hold no reading and have no statistic. A reading exactly on an hour boundary closes the
-    hour ending there.
-    """
-    instants = sorted(moment.astimezone(UTC) for moment in reading_instants)
-    first, last = instants[0], instants[-1]
-    wanted = [(first, last)]
-    if next_reading is not None:
-        wanted.append((next_reading, next_reading))
-    spans: set[tuple[datetime, datetime]] = set()
-    for low, high in wanted:
-        day = _local_date(low - SECOND, tz)
-        while day <= _local_date(high, tz):
-            spans.update((start, end) for start, end in local_hour_spans(day, tz) if start < high and end >= low)
-            day += timedelta(days=1)
-    return sorted(spans)
-
-
-def boundaries_of(spans: Iterable[tuple[datetime, datetime]]) -> list[datetime]:
-    return sorted({moment for span in spans for moment in span})
-
-
 def day_of_hour(hour_start: datetime, tz: tzinfo) -> date:
-    return _local_date(hour_start, tz)
+    return hour_start.astimezone(tz).date()
+
+
+_USE_FIELDS = ("electricity1", "electricity2", "electricity1_returned", "electricity2_returned")
 
 
 def day_totals(
@@ -600,34 +570,8 @@ def day_totals(
     contracts: Iterable[EnergyPrices],
 ) -> DayStatistic:
     """A day statistic priced by `domain.statistics` from the day's totals (electricity1, electricity2,
-    electricity1_returned, electricity2_returned and gas).
-
-    The day is handed over as two positions, zero at its start and the totals at its end, so the prices and
-    rounding are exactly those of `day_statistics`; only the costs are new, the quantities come back as given.
-    """
-    start, end = day_bounds(day, tz)
-    opening = MeterPosition(
-        timestamp=start,
-        electricity_delivered_1=ZERO,
-        electricity_delivered_2=ZERO,
-        electricity_returned_1=ZERO,
-        electricity_returned_2=ZERO,
-        gas_timestamp=start if gas is not None else None,
-        gas_delivered=ZERO if gas is not None else None,
-    )
-    closing = MeterPosition(
-        timestamp=end,
-        electricity_delivered_1=used["electricity1"],
-        electricity_delivered_2=used["electricity2"],
-        electricity_returned_1=used["electricity1_returned"],
-        electricity_returned_2=used["electricity2_returned"],
-        gas_timestamp=end if gas is not None else None,
-        gas_delivered=gas,
-    )
-    return day_statistics([opening, closing], tz, contracts, days=[day])[0]
-
-
-_USE_FIELDS = ("electricity1", "electricity2", "electricity1_returned", "electricity2_returned")
+    electricity1_returned, electricity2_returned and gas): the prices and rounding of `day_statistics`."""
+    return priced_day(day, Consumption(*(used[name] for name in _USE_FIELDS), gas=gas), contracts)
 
 
 def day_from_hours(

@@ -7,9 +7,11 @@ Hour statistics are per local hour and day statistics per local calendar day, so
 when the clocks change. Costs follow DSMR-reader: used × delivered price − returned × returned price per
 tariff, rounded half-up to cents; the total adds gas and the contract's fixed daily cost.
 
-Incremental use: a late reading only changes the hours around it. `affected_local_days` names the days to
-recompute, `statistics_window` the positions to load for them, and the `days=` argument of `hour_statistics`
-and `day_statistics` limits the answer to those days.
+Outages: between two readings at most a maximum gap apart (DSMR_MAX_GAP_SECONDS) each register's rise is
+spread linearly over the hours the interval covers; across a longer gap it is booked nowhere and reported as
+a gap. Each interval's booking (`book_electricity`, `book_gas`) depends on its two readings only, so a new
+reading changes exactly the bookings of the interval it splits: the repository keeps the statistics current
+by taking that interval's booking back and adding the two new ones, and `book` recomputes them all.
 
 Energy and money are Decimal throughout; instants are aware datetimes stored in UTC.
 """
@@ -17,12 +19,11 @@ Energy and money are Decimal throughout; instants are aware datetimes stored in 
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Generic, TypeVar
+from functools import lru_cache
 
 from domain.errors import InvalidInput
 
@@ -190,6 +191,10 @@ def _hour_spans(day: date, tz: tzinfo) -> list[tuple[datetime, datetime]]:
 
 # --- hour statistics -----------------------------------------------------------------------------------------
 
+# Readings further apart than this book nothing between them: the rise is reported as a gap (an outage).
+DEFAULT_MAX_GAP_SECONDS = 3600
+USE_FIELDS = ("electricity1", "electricity2", "electricity1_returned", "electricity2_returned")
+
 
 @dataclass(frozen=True)
 class HourStatistic:
@@ -198,30 +203,26 @@ class HourStatistic:
     electricity2: Decimal
     electricity1_returned: Decimal
     electricity2_returned: Decimal
-    gas: Decimal | None  # None when no gas reading closes this hour (yet)
+    gas: Decimal | None  # None when no gas interval covers this hour (yet)
 
 
-_Value = TypeVar("_Value")
+@dataclass(frozen=True)
+class Gap:
+    """Two consecutive readings further apart than the maximum gap: what the registers rose by between them
+    is booked to no hour and no day. For gas, only `gas` is set; for electricity, the four registers."""
+
+    start: datetime
+    end: datetime
+    electricity1: Decimal | None = None
+    electricity2: Decimal | None = None
+    electricity1_returned: Decimal | None = None
+    electricity2_returned: Decimal | None = None
+    gas: Decimal | None = None
 
 
-class _Timeline(Generic[_Value]):
-    """Values in time order, read as 'the last value known at or before an instant'."""
-
-    def __init__(self, times: list[datetime], values: list[_Value]):
-        self._times = times
-        self._values = values
-
-    def span(self, start: datetime, end: datetime) -> list[_Value] | None:
-        """The value known at `start` and every value that arrived in (start, end], in order; None when
-        nothing arrived in (start, end]. When nothing is known at `start` (the meter's first hour) the first
-        value that arrived is where the span starts, so the first hour counts from the first reading on; a
-        lone first value is None too (nothing can be measured from one reading)."""
-        known_at_start = bisect_right(self._times, start)
-        known_at_end = bisect_right(self._times, end)
-        if known_at_end == known_at_start:
-            return None
-        values = self._values[max(known_at_start - 1, 0) : known_at_end]
-        return values if len(values) >= 2 else None
+# Per hour (epoch second of its UTC start): [electricity1, electricity2, electricity1_returned,
+# electricity2_returned, gas or None]. What intervals add to hours, and what hours hold.
+HourValues = list
 
 
 def is_reset(before: MeterPosition, after: MeterPosition) -> bool:
@@ -229,108 +230,223 @@ def is_reset(before: MeterPosition, after: MeterPosition) -> bool:
     return any(getattr(after, name) < getattr(before, name) for name in _ELECTRICITY_REGISTERS)
 
 
-def booked_between(positions: Sequence[MeterPosition]) -> Consumption:
-    """What consecutive readings add up to: every rise between two readings, except across a reset, where
-    nothing is booked (a negative use would pay back; the new meter's position is not a use either). Later
-    intervals count from the new position. The readings need not be every reading in between: where none was
-    reset the registers only rise, so two readings far apart book what every reading between them would."""
-    totals = dict.fromkeys(_ELECTRICITY_REGISTERS, ZERO)
-    for before, after in itertools.pairwise(positions):
-        if is_reset(before, after):
-            continue
-        for name in _ELECTRICITY_REGISTERS:
-            totals[name] += getattr(after, name) - getattr(before, name)
-    return Consumption(
-        electricity1=totals["electricity_delivered_1"],
-        electricity2=totals["electricity_delivered_2"],
-        electricity1_returned=totals["electricity_returned_1"],
-        electricity2_returned=totals["electricity_returned_2"],
-        gas=None,
+@lru_cache(maxsize=8192)
+def _day_edges(day: date, tz: tzinfo) -> tuple[int, ...]:
+    """Epoch seconds of the local hour starts of `day` and of the next local midnight."""
+    start, end = day_bounds(day, tz)
+    edges = []
+    moment = start
+    while moment < end:
+        edges.append(int(moment.timestamp()))
+        moment += HOUR
+    edges.append(int(end.timestamp()))
+    return tuple(edges)
+
+
+def _epoch_day(epoch: int, tz: tzinfo) -> date:
+    return datetime.fromtimestamp(epoch, tz).date()
+
+
+def hour_edges(start: int, end: int, tz: tzinfo) -> list[int]:
+    """The local hour edges e0 <= start < e1 < … < ek >= end (epoch seconds): the starts of every hour that
+    (start, end] reaches into, and the end of the last one."""
+    day = _epoch_day(start, tz)
+    edges: list[int] = []
+    while True:
+        for edge in _day_edges(day, tz)[:-1]:
+            if edge <= start:
+                edges = [edge]
+            else:
+                edges.append(edge)
+                if edge >= end:
+                    return edges
+        day += DAY
+
+
+def _spread(start: int, end: int, rise: Decimal, edges: Sequence[int]) -> list[tuple[int, Decimal]]:
+    """The rise over (start, end] cut at the hour edges in proportion to time. Each hour gets the rounded
+    cumulative rise at its end minus that at its start, so the pieces are thousandths that add up to the
+    rise exactly (no Wh lost or made by rounding)."""
+    if len(edges) == 2:
+        return [(edges[0], rise)]
+    duration = end - start
+    pieces = []
+    booked_before = ZERO
+    for hour_start, hour_end in itertools.pairwise(edges):
+        upto = min(hour_end, end)
+        booked = rise if upto == end else _thousandths(rise * (upto - start) / duration)
+        pieces.append((hour_start, booked - booked_before))
+        booked_before = booked
+    return pieces
+
+
+@dataclass(frozen=True)
+class IntervalBooking:
+    """What one interval between consecutive readings contributes: per hour (the hours it covers, zero
+    for a reset) and, across a gap, the gap instead. `delivered_quarters` is the delivered kWh (both
+    tariffs) per UTC quarter hour, for the JOI price plans' rollups."""
+
+    hours: dict[int, tuple[Decimal, ...]]
+    gap: Gap | None = None
+    delivered_quarters: dict[int, float] = field(default_factory=dict)
+
+
+UTC_QUARTER = 900
+
+
+def _utc_quarters(start: int, end: int, kwh: float) -> dict[int, float]:
+    pieces = {}
+    edge = start - start % UTC_QUARTER
+    while edge < end:
+        pieces[edge] = kwh * (min(edge + UTC_QUARTER, end) - max(edge, start)) / (end - start)
+        edge += UTC_QUARTER
+    return pieces
+
+
+def book_electricity(before: MeterPosition, after: MeterPosition, tz: tzinfo, max_gap: int) -> IntervalBooking:
+    """The interval from `before` to `after` (consecutive readings): within `max_gap` seconds each register's
+    rise is spread over the hours it covers; a reset covers its hours with nothing; a longer interval books
+    nothing and is a gap (unless it is a reset too, which is reported as a reset)."""
+    start, end = int(before.timestamp.timestamp()), int(after.timestamp.timestamp())
+    reset = is_reset(before, after)
+    if end - start > max_gap:
+        if reset:
+            return IntervalBooking({})
+        rises = [getattr(after, name) - getattr(before, name) for name in _ELECTRICITY_REGISTERS]
+        return IntervalBooking({}, Gap(before.timestamp, after.timestamp, *rises))
+    edges = hour_edges(start, end, tz)
+    if reset:
+        return IntervalBooking(
+            {edge: (ZERO, ZERO, ZERO, ZERO) for edge in edges[:-1]}, delivered_quarters=_utc_quarters(start, end, 0.0)
+        )
+    rises = [getattr(after, name) - getattr(before, name) for name in _ELECTRICITY_REGISTERS]
+    columns = [_spread(start, end, rise, edges) for rise in rises]
+    return IntervalBooking(
+        {pieces[0][0]: tuple(piece[1] for piece in pieces) for pieces in zip(*columns, strict=True)},
+        delivered_quarters=_utc_quarters(start, end, float(rises[0] + rises[1])),
     )
 
 
-def _gas_booked(readings: Sequence[Decimal]) -> Decimal:
-    return sum((after - before for before, after in itertools.pairwise(readings) if after >= before), ZERO)
+def book_gas(
+    before: tuple[datetime, Decimal], after: tuple[datetime, Decimal], tz: tzinfo, max_gap: int
+) -> IntervalBooking:
+    """The same for two consecutive gas captures (time, m³): the hours get a 1-tuple of gas."""
+    start, end = int(before[0].timestamp()), int(after[0].timestamp())
+    rise = after[1] - before[1]
+    if end - start > max_gap:
+        return IntervalBooking({}, None if rise < 0 else Gap(before[0], after[0], gas=rise))
+    edges = hour_edges(start, end, tz)
+    if rise < 0:
+        return IntervalBooking({edge: (ZERO,) for edge in edges[:-1]})
+    return IntervalBooking({hour: (piece,) for hour, piece in _spread(start, end, rise, edges)})
 
 
-def _position_timeline(ordered: Sequence[MeterPosition]) -> _Timeline[MeterPosition]:
-    return _Timeline([position.timestamp for position in ordered], list(ordered))
+def add_quarters(quarters: dict[int, float], booking: IntervalBooking, sign: int = 1) -> None:
+    for quarter, kwh in booking.delivered_quarters.items():
+        quarters[quarter] = quarters.get(quarter, 0.0) + sign * kwh
 
 
-def _gas_timeline(ordered: Sequence[MeterPosition]) -> _Timeline[Decimal]:
-    # Many telegrams repeat the same gas reading; keep each capture once (a later telegram wins on a clash).
-    captured = {
-        position.gas_timestamp: position.gas_delivered
-        for position in ordered
-        if position.gas_timestamp is not None and position.gas_delivered is not None
-    }
-    times = sorted(captured)
-    return _Timeline(times, [captured[moment] for moment in times])
+def add_booking(hours: dict[int, HourValues], booking: IntervalBooking, *, gas: bool, sign: int = 1) -> None:
+    """Add (sign 1) or take back (sign -1) an interval's booking into `hours`."""
+    for hour, pieces in booking.hours.items():
+        values = hours.get(hour)
+        if values is None:
+            values = hours[hour] = [ZERO, ZERO, ZERO, ZERO, None]
+        if gas:
+            values[4] = (values[4] or ZERO) + sign * pieces[0]
+        else:
+            for index in range(4):
+                values[index] += sign * pieces[index]
+
+
+def gas_captures(positions: Iterable[MeterPosition]) -> list[tuple[datetime, Decimal]]:
+    """The distinct gas captures (time, m³) in time order. Many telegrams repeat a capture; where two carry
+    different values for one capture time, the later telegram's value counts."""
+    captured: dict[datetime, tuple[datetime, Decimal]] = {}
+    for position in positions:
+        if position.gas_timestamp is None or position.gas_delivered is None:
+            continue
+        known = captured.get(position.gas_timestamp)
+        if known is None or known[0] <= position.timestamp:
+            captured[position.gas_timestamp] = (position.timestamp, position.gas_delivered)
+    return [(moment, captured[moment][1]) for moment in sorted(captured)]
+
+
+@dataclass(frozen=True)
+class Booked:
+    hours: dict[int, HourValues]
+    gaps: list[Gap]  # electricity, in time order
+    gas_gaps: list[Gap]
+    delivered_quarters: dict[int, float]
+
+
+def book(positions: Iterable[MeterPosition], tz: tzinfo, max_gap: int = DEFAULT_MAX_GAP_SECONDS) -> Booked:
+    """Every interval of the readings booked: the hours and the gaps (a full recomputation)."""
+    ordered = sorted(positions, key=lambda position: position.timestamp)
+    return book_in_order(ordered, gas_captures(ordered), tz, max_gap)
+
+
+def book_in_order(
+    positions: Iterable[MeterPosition],
+    captures: Iterable[tuple[datetime, Decimal]],
+    tz: tzinfo,
+    max_gap: int = DEFAULT_MAX_GAP_SECONDS,
+) -> Booked:
+    """`book` for positions in time order and distinct gas captures in time order, read one at a time (a
+    meter's readings need not fit in memory)."""
+    hours: dict[int, HourValues] = {}
+    quarters: dict[int, float] = {}
+    gaps, gas_gaps = [], []
+    for before, after in itertools.pairwise(positions):
+        booking = book_electricity(before, after, tz, max_gap)
+        add_booking(hours, booking, gas=False)
+        add_quarters(quarters, booking)
+        if booking.gap is not None:
+            gaps.append(booking.gap)
+    for before, after in itertools.pairwise(captures):
+        booking = book_gas(before, after, tz, max_gap)
+        add_booking(hours, booking, gas=True)
+        if booking.gap is not None:
+            gas_gaps.append(booking.gap)
+    return Booked(hours, gaps, gas_gaps, quarters)
+
+
+def hour_statistic(hour_start: int, values: HourValues) -> HourStatistic:
+    gas = values[4]
+    return HourStatistic(
+        datetime.fromtimestamp(hour_start, UTC),
+        *(_thousandths(value) for value in values[:4]),
+        gas=None if gas is None else _thousandths(gas),
+    )
 
 
 def hour_statistics(
-    positions: Iterable[MeterPosition], tz: tzinfo, *, days: Iterable[date] | None = None
+    positions: Iterable[MeterPosition],
+    tz: tzinfo,
+    *,
+    max_gap: int = DEFAULT_MAX_GAP_SECONDS,
+    days: Iterable[date] | None = None,
 ) -> list[HourStatistic]:
-    """Use per local hour, in time order, for `days` (default: every local day the positions span).
+    """Use per local hour, in time order (only of `days` when given).
 
-    An hour's use is the last position at or before its end minus the last position at or before its
-    start. DSMR-reader takes the first and last reading *within* the hour instead, which drops whatever was
-    used between the last reading of one hour and the first of the next (a quarter of everything with
-    readings every 15 minutes). Measuring from boundary to boundary books every kWh exactly once, so the
-    hours of a day add up to the meter's own rise over that day. A reading exactly on the hour closes the
-    hour that ends there.
+    Between two consecutive readings at most `max_gap` seconds apart, the rise of each register is spread
+    linearly over the hours the interval covers (a reading exactly on the hour closes the hour that ends
+    there), so hour edges need no reading of their own, and no energy is lost between the last reading of
+    one hour and the first of the next, nor lumped into the hour after an outage. The pieces are rounded
+    cumulatively, to whole Wh that add up to the rise exactly. Across a longer gap nothing is booked (see
+    `book`: the gap is reported); across a reset (a register that went down: a meter swap) nothing is
+    booked either. An hour has a statistic when an interval within `max_gap` covers part of it.
 
-    An hour gets a statistic when a reading lies inside it and another at or before its start, or, in the
-    meter's first hour, when two readings lie inside it (it counts from the first one). After a gap, the
-    first hour with a reading carries what was used during the gap. Across a reset (a register that went
-    down: a meter swap, a test reading) nothing is booked; later intervals count from the new position.
-
-    Gas is measured the same way on the gas meter's own capture times, from the distinct
-    (gas_timestamp, gas_delivered) pairs: the gas of an hour is the reading captured at or before its end
-    minus the one captured at or before its start. A v4 meter captures hourly, stamped with the hour's end,
-    so that capture lands in the previous hour; a v5 meter captures every 5 minutes and each rise lands in
-    the hour its interval lies in.
-
-    To recompute a few days only, pass `days` and the positions of `statistics_window(days, tz)`.
+    Gas is booked the same way between the gas meter's own distinct captures: a v4 meter's hourly capture
+    is stamped with the hour's end, so its rise lands in the hour before; a v5 meter captures every 5 minutes.
     """
-    ordered = sorted(positions, key=lambda position: position.timestamp)
-    if not ordered:
-        return []
-    electricity = _position_timeline(ordered)
-    gas = _gas_timeline(ordered)
-    statistics = []
-    for day in _days_to_compute(ordered, tz, days):
-        for start, end in _hour_spans(day, tz):
-            statistic = _hour_statistic(start, end, electricity, gas)
-            if statistic is not None:
-                statistics.append(statistic)
+    wanted = None if days is None else set(days)
+    statistics = [
+        hour_statistic(hour, values)
+        for hour, values in sorted(book(positions, tz, max_gap).hours.items())
+        if wanted is None or _epoch_day(hour, tz) in wanted
+    ]
     return statistics
-
-
-def _days_to_compute(ordered: Sequence[MeterPosition], tz: tzinfo, days: Iterable[date] | None) -> list[date]:
-    if days is not None:
-        return sorted(set(days))
-    first = _local_date(ordered[0].timestamp, tz)
-    last = _local_date(ordered[-1].timestamp, tz)
-    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
-
-
-def _hour_statistic(
-    start: datetime, end: datetime, electricity: _Timeline[MeterPosition], gas: _Timeline[Decimal]
-) -> HourStatistic | None:
-    positions = electricity.span(start, end)
-    if positions is None:
-        return None
-    used = booked_between(positions)
-    gas_readings = gas.span(start, end)
-    return HourStatistic(
-        hour_start=start,
-        electricity1=_thousandths(used.electricity1),
-        electricity2=_thousandths(used.electricity2),
-        electricity1_returned=_thousandths(used.electricity1_returned),
-        electricity2_returned=_thousandths(used.electricity2_returned),
-        gas=None if gas_readings is None else _thousandths(_gas_booked(gas_readings)),
-    )
 
 
 # --- day statistics ------------------------------------------------------------------------------------------
@@ -356,14 +472,14 @@ def day_statistics(
     tz: tzinfo,
     contracts: Iterable[EnergyPrices],
     *,
+    max_gap: int = DEFAULT_MAX_GAP_SECONDS,
     days: Iterable[date] | None = None,
 ) -> list[DayStatistic]:
     """Use and cost per local calendar day, in date order: the sum of the day's hour statistics, so days of
-    23 and 25 hours come out right. A day without any hour statistic is left out. `days` as for
-    `hour_statistics`."""
+    23 and 25 hours come out right. A day without any hour statistic is left out."""
     contracts = list(contracts)
     hours_by_day: dict[date, list[HourStatistic]] = {}
-    for hour in hour_statistics(positions, tz, days=days):
+    for hour in hour_statistics(positions, tz, max_gap=max_gap, days=days):
         hours_by_day.setdefault(_local_date(hour.hour_start, tz), []).append(hour)
     return [
         _priced_day(day, _total_of(hours), prices_for_day(contracts, day))
@@ -372,30 +488,33 @@ def day_statistics(
 
 
 def consumption_today(
-    positions_of_today: Iterable[MeterPosition],
+    positions: Iterable[MeterPosition],
     tz: tzinfo,
     contracts: Iterable[EnergyPrices],
     today: date,
+    *,
+    max_gap: int = DEFAULT_MAX_GAP_SECONDS,
 ) -> DayStatistic | None:
-    """Today's use and cost so far (/api/v2/consumption/today); None when there is no reading today yet.
-
-    Pass the last position before today as well when there is one: then today so far is measured from
-    midnight exactly as the day statistic will be. Without it, today's first reading is taken as the
-    starting point (DSMR-reader's first reading of the day), as if nothing was used before it.
-    """
-    ordered = sorted(positions_of_today, key=lambda position: position.timestamp)
-    start, _ = day_bounds(today, tz)
-    if ordered and ordered[0].timestamp > start:
-        ordered.insert(0, _moved_back_to(ordered[0], start))
-    statistics = day_statistics(ordered, tz, contracts, days=[today])
-    return statistics[0] if statistics else None
+    """Today's use and cost so far (/api/v2/consumption/today): today's day statistic as it stands, from
+    local midnight by the same rule (pass the last position before today too). After an outage that
+    reaches into today, it counts from today's first reading. None when there is no reading today yet;
+    zero (with the fixed cost) when the only reading today is its first."""
+    start, end = day_bounds(today, tz)
+    positions = list(positions)
+    if not any(start < position.timestamp <= end for position in positions):
+        return None
+    days = day_statistics(positions, tz, contracts, max_gap=max_gap, days=[today])
+    return days[0] if days else zero_day(today, contracts)
 
 
-def _moved_back_to(position: MeterPosition, start: datetime) -> MeterPosition:
-    gas_timestamp = position.gas_timestamp
-    if gas_timestamp is not None:
-        gas_timestamp = min(gas_timestamp, start)
-    return replace(position, timestamp=start, gas_timestamp=gas_timestamp)
+def zero_day(day: date, contracts: Iterable[EnergyPrices]) -> DayStatistic:
+    """A day with nothing used, priced (the fixed daily cost still counts)."""
+    return priced_day(day, Consumption(ZERO, ZERO, ZERO, ZERO, None), contracts)
+
+
+def priced_day(day: date, used: Consumption, contracts: Iterable[EnergyPrices]) -> DayStatistic:
+    """The day statistic of these totals, priced by the contract that covers the day."""
+    return _priced_day(day, used, prices_for_day(contracts, day))
 
 
 def _total_of(hours: Sequence[HourStatistic]) -> Consumption:
@@ -438,36 +557,6 @@ def _priced_day(day: date, used: Consumption, contract: EnergyPrices | None) -> 
         fixed_cost=_cents(prices.fixed_daily_cost),
         total_cost=total_cost,
     )
-
-
-# --- incremental recomputation -------------------------------------------------------------------------------
-
-
-def affected_local_days(timestamps: Iterable[datetime], tz: tzinfo) -> set[date]:
-    """The local days whose statistics a reading at these instants can change.
-
-    Pass, for each late or corrected reading, its timestamp and gas_timestamp, and those of the stored
-    reading that follows it: that reading's hour now starts from the late one, and it may lie in the next
-    day. An instant exactly at local midnight closes the previous day's last hour, so both days count.
-    """
-    days = set()
-    for timestamp in timestamps:
-        instant = _as_utc(timestamp, "timestamp")
-        day = _local_date(instant, tz)
-        days.add(day)
-        if instant == day_bounds(day, tz)[0]:
-            days.add(day - DAY)
-    return days
-
-
-def statistics_window(days: Iterable[date], tz: tzinfo) -> tuple[datetime, datetime]:
-    """(start, end) in UTC of the positions needed to recompute `days`: load the last position at or before
-    `start` and every position with start < timestamp <= end, then pass `days` along. `end` lies
-    GAS_REPORT_DELAY past the last day so that a v4 meter's gas reading for its last hour is included."""
-    chosen = sorted(set(days))
-    if not chosen:
-        raise InvalidInput("no days to recompute", field="days")
-    return day_bounds(chosen[0], tz)[0], day_bounds(chosen[-1], tz)[1] + GAS_REPORT_DELAY
 
 
 # --- formatting for DSMR-reader's JSON -----------------------------------------------------------------------

@@ -127,7 +127,9 @@ def hour_of(time: int) -> int:
     return time - time % HOUR
 
 
-def energy_by_hour(samples: Sequence[tuple[int, float]], max_gap: int, start: int, end: int) -> dict[int, float]:
+def energy_by_hour(
+    samples: Sequence[tuple[int, float]], max_gap: int, start: int, end: int, bucket: int = HOUR
+) -> dict[int, float]:
     """kWh per UTC hour start for the part of each interval that lies in [start, end).
 
     `samples` are (time, kW) pairs such as `Reading`s, sorted by time and unique per time. Power is
@@ -137,13 +139,14 @@ def energy_by_hour(samples: Sequence[tuple[int, float]], max_gap: int, start: in
     if len(samples) < 2:
         return {}
     times, values = zip(*samples, strict=True)
-    return energy_by_hour_of(times, values, max_gap, start, end)
+    return energy_by_hour_of(times, values, max_gap, start, end, bucket)
 
 
 def energy_by_hour_of(
-    times: Sequence[int], values: Sequence[float], max_gap: int, start: int, end: int
+    times: Sequence[int], values: Sequence[float], max_gap: int, start: int, end: int, bucket: int = HOUR
 ) -> dict[int, float]:
-    """energy_by_hour for samples given as columns (see SampleColumns)."""
+    """energy_by_hour for samples given as columns (see SampleColumns); `bucket` seconds (a divisor of an
+    hour, e.g. QUARTER) instead of whole hours."""
     energy: dict[int, float] = {}
     get = energy.get
     # Intervals inside one hour (nearly all of them) add (p1 + p2) * seconds to the running sum of
@@ -161,8 +164,8 @@ def energy_by_hour_of(
         if hour is not None:
             energy[hour] = get(hour, 0.0) + running / (2 * HOUR)
             running = 0.0
-        hour = t1 - t1 % HOUR
-        hour_end = hour + HOUR
+        hour = t1 - t1 % bucket
+        hour_end = hour + bucket
         if t2 <= hour_end and start <= t1 and t2 <= end:
             running = (r1 + r2) * elapsed
             continue
@@ -172,15 +175,49 @@ def energy_by_hour_of(
         piece_start = max(t1, start)
         stop = min(t2, end)
         while piece_start < stop:
-            bucket = piece_start - piece_start % HOUR
-            piece_end = min(bucket + HOUR, stop)
+            piece_bucket = piece_start - piece_start % bucket
+            piece_end = min(piece_bucket + bucket, stop)
             p1 = r1 + slope * (piece_start - t1)
             p2 = r1 + slope * (piece_end - t1)
-            energy[bucket] = get(bucket, 0.0) + (p1 + p2) / 2 * (piece_end - piece_start) / HOUR
+            energy[piece_bucket] = get(piece_bucket, 0.0) + (p1 + p2) / 2 * (piece_end - piece_start) / HOUR
             piece_start = piece_end
     if hour is not None:
         energy[hour] = get(hour, 0.0) + running / (2 * HOUR)
     return energy
+
+
+QUARTER = 900
+
+
+class HourRollup(NamedTuple):
+    """kWh of one UTC hour, and of its first 15, 30 and 45 minutes: a local midnight in any zone with a
+    quarter-hour offset (Asia/Kolkata +5:30, Asia/Kathmandu +5:45, Australia/Adelaide +9:30) cuts an hour
+    at one of them, so day sums stay exact from hourly rows."""
+
+    kwh: float
+    first_15: float
+    first_30: float
+    first_45: float
+
+    def before(self, offset: int) -> float:
+        """kWh from the hour's start to `offset` seconds into it (a multiple of 900)."""
+        return (0.0, self.first_15, self.first_30, self.first_45)[offset // QUARTER]
+
+
+def hour_rollups(quarter_energy: dict[int, float]) -> dict[int, HourRollup]:
+    """Quarter-hour kWh (keyed by quarter start) folded into hour rollups."""
+    quarters: dict[int, list[float]] = {}
+    for start, kwh in quarter_energy.items():
+        quarters.setdefault(start - start % HOUR, [0.0, 0.0, 0.0, 0.0])[(start % HOUR) // QUARTER] += kwh
+    return {
+        hour: HourRollup(q[0] + q[1] + q[2] + q[3], q[0], q[0] + q[1], q[0] + q[1] + q[2])
+        for hour, q in quarters.items()
+    }
+
+
+def energy_rollups(samples: Sequence[tuple[int, float]], max_gap: int, start: int, end: int) -> dict[int, HourRollup]:
+    """The hour rollups of the energy in [start, end) (start and end whole hours)."""
+    return hour_rollups(energy_by_hour(samples, max_gap, start, end, QUARTER))
 
 
 def affected_hour_ranges(times: Iterable[int], max_gap: int) -> list[tuple[int, int]]:

@@ -108,8 +108,8 @@ def test_the_cli_deletes_test_data_of_an_installation_and_of_a_joi_meter(app, cl
     assert (status, said.split()[:2]) == (0, ["deleted", "1"])
     hours = client.get("/api/v2/statistics/hour", headers=headers).json()["results"]
     assert [(hour["hour_start"], hour["electricity1"]) for hour in hours] == [
-        ("2017-04-14T22:00:00Z", "0.500"),
-        ("2017-04-14T23:00:00Z", "1.000"),  # 22:30 → 23:30 now, the 23:00 reading gone
+        ("2017-04-14T22:00:00Z", "1.000"),  # 0.500, and half of 22:30 → 23:30 (the 23:00 reading gone)
+        ("2017-04-14T23:00:00Z", "0.500"),
     ]
     assert run_cli("delete", "dsmr-contract", "try-out", str(contract_id))[0] == 0
     day = client.get("/api/v2/statistics/day", headers=headers).json()["results"][0]

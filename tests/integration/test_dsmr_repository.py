@@ -129,9 +129,9 @@ def test_a_dsmr_meters_hourly_delivered_energy_feeds_the_price_plan_rollups(data
         for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == "E001")
     }
     hours = stored_hours("E001")
-    assert rollups == {
-        int(hour.timestamp()): float(stat.electricity1 + stat.electricity2) for hour, stat in hours.items()
-    }
+    assert rollups == pytest.approx(
+        {int(hour.timestamp()): float(stat.electricity1 + stat.electricity2) for hour, stat in hours.items()}
+    )
     first = int(readings[0].timestamp.timestamp())
     assert readings_repo.period("E001") == (first, first + 4 * 3600)
 
@@ -148,12 +148,13 @@ def test_a_failure_while_refreshing_statistics_stores_nothing(database, monkeypa
     def explode(*args, **kwargs):
         raise peewee.OperationalError("disk full")
 
-    monkeypatch.setattr(repo, "_refresh_days", explode)
+    store(reading("m1", SPRING, 1), AMSTERDAM)
+    monkeypatch.setattr(repo, "day_totals", explode)
     with pytest.raises(peewee.OperationalError):
-        store(reading("m1", SPRING, 1), AMSTERDAM)
-    assert repo.ReadingRow.select().count() == 0
+        store(reading("m1", SPRING + timedelta(minutes=10), 2), AMSTERDAM)
+    assert repo.ReadingRow.select().count() == 1
     assert repo.HourRow.select().count() == 0
-    assert repo.MeterRow.select().count() == 0
+    assert repo.MeterRow.get().reading_count == 1
 
 
 def page_through(meter, page_size, descending=False, *, by_cursor):
@@ -243,18 +244,26 @@ def test_a_key_belongs_to_one_installation_and_is_kept_unless_replaced(database)
     assert repo.installation_named("home") == home  # the data stays
 
 
-def test_the_positions_of_a_day_give_the_same_today_as_every_reading(database):
+def test_today_kept_at_ingest_equals_today_computed_from_every_reading(database):
     from domain.statistics import consumption_today
 
     day = date(2024, 3, 31)
     readings = series("m1", datetime(2024, 3, 30, 23, 10, tzinfo=UTC), 50, timedelta(minutes=13))
+    repo.add_energy_prices(at("m1"), PRICES, AMSTERDAM)
     for item in readings:
         store(item, AMSTERDAM)
-    contracts = [PRICES]
     every = [item.position for item in readings]
-    assert consumption_today(repo.positions_for_day("m1", day, AMSTERDAM), AMSTERDAM, contracts, day) == (
-        consumption_today(every, AMSTERDAM, contracts, day)
+    assert repo.today("m1", day, AMSTERDAM) == consumption_today(every, AMSTERDAM, [PRICES], day)
+
+
+def touched_hours(monkeypatch) -> list[int]:
+    """How many hours each store changes (what the ingest work grows with)."""
+    touched = []
+    original = repo._apply
+    monkeypatch.setattr(
+        repo, "_apply", lambda owner, changes, tz: touched.append(len(changes.hours)) or original(owner, changes, tz)
     )
+    return touched
 
 
 def test_a_gas_meter_that_stops_reporting_does_not_widen_the_hours_refreshed(database, monkeypatch):
@@ -263,17 +272,68 @@ def test_a_gas_meter_that_stops_reporting_does_not_widen_the_hours_refreshed(dat
         replace(reading("m1", start + index * timedelta(minutes=30), index), extra_device_timestamp=start)
         for index in range(96)  # two days, every telegram repeating the capture of the first
     ]
-    refreshed = []
-    original = repo.refresh_hours
-    monkeypatch.setattr(
-        repo, "refresh_hours", lambda owner, spans, tz: refreshed.append(spans) or original(owner, spans, tz)
-    )
+    touched = touched_hours(monkeypatch)
     for item in stale:
         store(item, AMSTERDAM)
-    assert max(len(spans) for spans in refreshed[1:]) == 1
+    assert max(touched[1:]) == 1
     positions = [item.position for item in stale]
-    days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in stale})
-    assert stored_hours("m1") == {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
+    assert stored_hours("m1") == {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM)}
+
+
+def test_a_telegram_every_ten_seconds_changes_only_the_hours_it_touches_and_matches_a_recomputation(
+    database, monkeypatch
+):
+    start = datetime(2024, 5, 1, 21, 50, tzinfo=UTC)
+    telegrams = [
+        replace(
+            reading("m1", start + index * timedelta(seconds=10), index),
+            extra_device_timestamp=None,
+            extra_device_delivered=None,
+        )
+        for index in range(480)  # across local midnight
+    ]
+    touched = touched_hours(monkeypatch)
+    for item in telegrams:
+        store(item, AMSTERDAM)
+    assert max(touched) <= 2  # an interval across an hour edge; never the day
+    expected = repo.expected_statistics("m1", AMSTERDAM, 3600)
+    assert repo.stored_statistics("m1") == expected
+    assert len(expected.days) == 2
+
+
+def test_a_load_with_outages_resets_and_late_telegrams_equals_a_full_recomputation(database):
+    rng = random.Random(11)
+    moment, registers, gas = datetime(2024, 10, 26, 20, tzinfo=UTC), [D(1000)] * 4, D(50)
+    readings = []
+    for _ in range(400):
+        moment += timedelta(seconds=rng.choice([10, 60, 300, 900, 3600, 3601, 20000]))
+        registers = [value + D(rng.randrange(0, 500)) / 1000 for value in registers]
+        if rng.random() < 0.02:
+            registers[rng.randrange(4)] = D(1)
+        if rng.random() < 0.3:
+            gas += D(rng.randrange(0, 100)) / 1000
+        readings.append(
+            DsmrReading(
+                meter="m1",
+                timestamp=moment,
+                electricity_delivered_1=registers[0],
+                electricity_returned_1=registers[2],
+                electricity_delivered_2=registers[1],
+                electricity_returned_2=registers[3],
+                electricity_currently_delivered=D(1),
+                electricity_currently_returned=D(0),
+                extra_device_timestamp=moment.replace(second=0) - timedelta(minutes=moment.minute % 5),
+                extra_device_delivered=gas,
+            )
+        )
+    late = readings[:]
+    rng.shuffle(late)
+    repo.add_energy_prices(at("m1"), PRICES, AMSTERDAM)
+    for item in readings[:200] + late:  # in order, then everything again and the rest late
+        store(item, AMSTERDAM)
+    expected = repo.expected_statistics("m1", AMSTERDAM, 3600)
+    assert repo.stored_statistics("m1") == expected
+    assert expected.gaps and repo.ReadingRow.select().where(repo.ReadingRow.reset == True).exists()  # noqa: E712
 
 
 def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(database, config):
@@ -296,6 +356,7 @@ def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(databas
         days = sorted({item.timestamp.astimezone(AMSTERDAM).date() for item in readings})
         expected = {stat.hour_start: stat for stat in hour_statistics(positions, AMSTERDAM, days=days)}
         assert stored_hours(meter) == expected
+        assert repo.stored_statistics(meter) == repo.expected_statistics(meter, AMSTERDAM, 3600)
 
 
 def test_unfiltered_lists_count_from_the_kept_reading_counts_which_match_the_rows(database):
@@ -356,9 +417,12 @@ def test_deleting_readings_in_a_window_recomputes_what_they_decided(database):
         row.hour_start: row.kwh
         for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == "m1")
     }
-    assert rollups == {
-        int(hour.timestamp()): float(stat.electricity1 + stat.electricity2) for hour, stat in stored_hours("m1").items()
-    }
+    assert rollups == pytest.approx(
+        {
+            int(hour.timestamp()): float(stat.electricity1 + stat.electricity2)
+            for hour, stat in stored_hours("m1").items()
+        }
+    )
     assert repo.readings_page("m1", TimeWindow(), PageRequest())[0] == 74
 
 
@@ -396,3 +460,11 @@ def test_the_meter_a_telegram_names_is_checked_again_inside_the_store(database):
     with pytest.raises(InvalidInput, match="from meter E2"):
         repo.store_reading(stale, reading("home", SPRING + timedelta(minutes=5), 2), AMSTERDAM, telegram_meter="E2")
     assert repo.ReadingRow.select().count() == 1
+
+
+def test_the_latest_telegram_carrying_a_gas_capture_is_an_index_seek_whatever_the_history(database):
+    for item in series("m1", SPRING, 10, timedelta(minutes=5)):
+        store(item, AMSTERDAM)
+    plan = query_plan(repo.carrier_sql(), ("m1", 1711828800, 1))
+    assert "extra_device_timestamp_timestamp" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

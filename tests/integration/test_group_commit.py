@@ -7,6 +7,7 @@ import time
 import peewee
 import pytest
 
+from domain.usage import HourRollup
 from repository import db
 from repository import readings as readings_repo
 
@@ -20,7 +21,7 @@ def hours_of(meter_id):
 
 def write_hour(meter_id, fail=False):
     def fn():
-        readings_repo.replace_hourly_energy(meter_id, {0: 1.0})
+        readings_repo.replace_hourly_energy(meter_id, {0: HourRollup(1.0, 0.25, 0.5, 0.75)})
         if fail:
             raise peewee.IntegrityError(f"{meter_id} refused")
         return meter_id
@@ -54,7 +55,7 @@ def test_a_failing_write_in_a_group_is_rolled_back_alone(database):
     results = {}
 
     def first():
-        readings_repo.replace_hourly_energy("first", {0: 1.0})
+        readings_repo.replace_hourly_energy("first", {0: HourRollup(1.0, 0.25, 0.5, 0.75)})
         release.wait(10)
         return "first"
 

@@ -72,7 +72,7 @@ def test_integer_meter_keys_move_every_sample_of_a_database_made_before_them(con
                 f'INSERT INTO meter_readings (meter_id, "time", reading) VALUES ({p}, {p}, {p})', row
             )
         monkeypatch.setattr(migrations, "AREAS", before)
-        assert migrations.migrate() == ["joi_0002_integer_meter_keys"]
+        assert migrations.migrate()[:2] == ["joi_0002_integer_meter_keys", "joi_0003_rollups_by_kind_with_quarters"]
         assert readings_repo.samples_between("a") == [Reading(0, 1.0), Reading(60, 2.0)]
         assert readings_repo.samples_between("b") == [Reading(30, 5.0)]
         assert "meter_readings" not in db.database.get_tables()
@@ -125,7 +125,7 @@ def test_a_single_key_dsmr_database_becomes_installations_keeping_every_reading(
             f"INSERT INTO settings (key, value) VALUES ('dsmr_api_key_hash', {p})", (hash_api_key("old-key"),)
         )
         monkeypatch.setattr(migrations, "AREAS", before)
-        assert migrations.migrate() == ["dsmr_0003_installations"]
+        assert migrations.migrate() == ["dsmr_0003_installations", "dsmr_0004_gaps", "dsmr_0005_gas_capture_index"]
 
         logger = dsmr_repo.installation_by_key_hash(hash_api_key("old-key"))
         assert (logger.name, logger.meter, logger.equipment_id) == ("default", "E0044404018311117", "E0044404018311117")
@@ -135,5 +135,41 @@ def test_a_single_key_dsmr_database_becomes_installations_keeping_every_reading(
         assert (statistics.rejected_telegrams, statistics.resets) == (4, 1)
         assert len(dsmr_repo.energy_prices("E0044404018311117")) == len(dsmr_repo.energy_prices("default")) == 1
         assert dsmr_repo.ReadingRow.select().count() == 4
+    finally:
+        db.close_all()
+
+
+def test_rollups_get_a_meter_kind_keeping_every_row_and_are_rebuilt_with_quarters_at_start(config, monkeypatch):
+    from app import prepare_database
+    from repository import db
+
+    before = list(migrations.AREAS)
+    up_to_two = type("JoiUpToTwo", (), {"MIGRATIONS": migrations.joi.MIGRATIONS[:2]})
+    monkeypatch.setattr(migrations, "AREAS", [up_to_two])
+    db.open_database(config.database_url)
+    db.connect()
+    try:
+        migrations.migrate()
+        p = db.database.param
+        db.database.execute_sql(f"INSERT INTO meters (meter_id) VALUES ({p})", ("sampled",))
+        db.database.execute_sql(
+            'INSERT INTO meter_samples (meter_key, "time", reading) VALUES (1, 0, 2.0), (1, 3600, 2.0)'
+        )
+        for meter_id, kwh in (("sampled", 7.0), ("registers-only", 3.0)):
+            db.database.execute_sql(
+                f"INSERT INTO energy_hours (meter_id, hour_start, kwh) VALUES ({p}, 0, {p})", (meter_id, kwh)
+            )
+        db.database.execute_sql(f"INSERT INTO settings (key, value) VALUES ('rollup_max_gap_seconds', {p})", ("3600",))
+        monkeypatch.setattr(migrations, "AREAS", before)
+        assert migrations.migrate()[0] == "joi_0003_rollups_by_kind_with_quarters"
+        assert readings_repo.hourly_energy("registers-only", readings_repo.P1) == {0: (3.0, 0.0, 0.0, 0.0)}
+        assert readings_repo.hourly_energy("sampled", readings_repo.JOI)[0].kwh == 7.0
+        assert "energy_hours" not in db.database.get_tables()
+    finally:
+        db.close_all()
+    prepare_database(config)  # the cleared rule rebuilds the JOI rollups from the samples, with quarters
+    db.connect()
+    try:
+        assert readings_repo.hourly_energy("sampled", readings_repo.JOI) == {0: (2.0, 0.5, 1.0, 1.5)}
     finally:
         db.close_all()

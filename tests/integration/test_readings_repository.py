@@ -3,7 +3,7 @@
 import peewee
 import pytest
 
-from domain.usage import Reading, energy_by_hour, usage
+from domain.usage import HourRollup, Reading, energy_by_hour, usage
 from repository import readings as readings_repo
 
 GAP = 3600
@@ -124,12 +124,16 @@ def test_a_full_connection_pool_makes_a_caller_wait_then_counts_as_unavailable(d
     assert failure and isinstance(failure[0], db.UNAVAILABLE_ERRORS)
 
 
-def test_a_first_store_for_an_id_that_already_has_register_rollups_replaces_the_hours_it_covers(database):
-    readings_repo.replace_hourly_energy("shared-id", {0: 9.0, 3600: 9.0, 100 * 3600: 9.0})
+def test_a_joi_meter_and_a_p1_meter_of_one_id_keep_their_rollups_apart(database):
+    p1_hours = {hour: HourRollup(9.0, 1.0, 2.0, 3.0) for hour in (0, 3600, 100 * 3600)}
+    readings_repo.replace_hourly_energy("shared-id", p1_hours)
     readings_repo.store("shared-id", [Reading(0, 1.0), Reading(3600, 1.0)], GAP)
-    rollups = {row.hour_start: row.kwh for row in readings_repo.EnergyHour.select()}
-    assert rollups[0] == pytest.approx(1.0)
-    assert rollups[100 * 3600] == 9.0  # outside what the samples touch
+    readings_repo.rebuild_rollups(GAP)
+    assert readings_repo.hourly_energy("shared-id", readings_repo.P1) == p1_hours  # untouched by the kW store
+    joi = readings_repo.hourly_energy("shared-id", readings_repo.JOI)
+    assert joi == {0: pytest.approx(HourRollup(1.0, 0.25, 0.5, 0.75))}
+    # Priced by its kW samples (an id that is both is a JOI meter to the plans).
+    assert readings_repo.weekday_energy("shared-id", ["UTC"], 0, 3600, GAP) == {"UTC": {3: pytest.approx(1.0)}}
 
 
 def test_a_meter_keeps_its_key_and_its_samples_across_stores(database):
@@ -183,3 +187,42 @@ def test_a_meter_key_is_looked_up_once_and_a_rolled_back_one_is_never_remembered
     assert lookups.count("m") <= 1
     assert readings_repo.samples_between("m") == [Reading(t, 2.0) for t in (0, 60, 120, 180)]
     assert readings_repo.samples_between("other") == [Reading(0, 1.0)]
+
+
+def direct_weekday_energy(samples, zone, start, end, max_gap):
+    """kWh per local weekday straight from the samples: each interval cut at the window and at local midnights."""
+    from datetime import datetime, time, timedelta
+
+    by_weekday = {}
+    for (t1, r1), (t2, r2) in zip(samples, samples[1:], strict=False):
+        if t2 - t1 > max_gap:
+            continue
+        low, high = max(t1, start), min(t2, end)
+        while low < high:
+            local = datetime.fromtimestamp(low, zone)
+            midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=zone).timestamp()
+            piece_end = min(high, int(midnight))
+            p1 = r1 + (r2 - r1) * (low - t1) / (t2 - t1)
+            p2 = r1 + (r2 - r1) * (piece_end - t1) / (t2 - t1)
+            by_weekday[local.weekday()] = (
+                by_weekday.get(local.weekday(), 0.0) + (p1 + p2) / 2 * (piece_end - low) / 3600
+            )
+            low = piece_end
+    return by_weekday
+
+
+@pytest.mark.parametrize("zone_name", ["Asia/Kolkata", "Australia/Adelaide", "Asia/Kathmandu", "Europe/London"])
+def test_weekday_sums_are_exact_at_local_midnight_in_every_quarter_hour_zone(database, zone_name):
+    import random
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(zone_name)
+    moment, samples = 1_711_000_000 + rng.randrange(3600), []  # around Adelaide's and London's DST changes
+    while len(samples) < 1500:
+        samples.append((moment, rng.uniform(0, 5)))
+        moment += rng.choice([60, 300, 900, 1700, 3600, 5000])
+    readings_repo.store("zoned", [Reading(*sample) for sample in samples], GAP)
+    start, end = samples[3][0] + 17, samples[-4][0] - 5
+    got = readings_repo.weekday_energy("zoned", [zone_name], start, end, GAP)[zone_name]
+    want = direct_weekday_energy(samples, ZoneInfo(zone_name), start, end, GAP)
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-9)

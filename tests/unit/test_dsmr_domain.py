@@ -17,7 +17,6 @@ from domain.dsmr import (
     check_telegram_meter,
     day_from_hours,
     hash_api_key,
-    hours_to_refresh,
     instant_window,
     key_matches,
     meter_counters,
@@ -327,30 +326,6 @@ def test_time_filters_read_local_time_and_name_the_unreadable_one():
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def test_a_new_reading_refreshes_its_own_hour_only():
-    assert hours_to_refresh([utc("2024-06-01 10:17:00")], None, AMSTERDAM) == [
-        (utc("2024-06-01 10:00"), utc("2024-06-01 11:00"))
-    ]
-
-
-def test_a_reading_on_the_hour_closes_the_hour_that_ends_there():
-    assert hours_to_refresh([utc("2024-06-01 10:00:00")], None, AMSTERDAM) == [
-        (utc("2024-06-01 09:00"), utc("2024-06-01 10:00"))
-    ]
-
-
-def test_a_late_reading_also_refreshes_the_hour_of_the_next_reading_and_its_gas_hour():
-    spans = hours_to_refresh(
-        [utc("2024-06-01 10:17:00"), utc("2024-06-01 09:00:00")], utc("2024-06-03 08:05:00"), AMSTERDAM
-    )
-    assert spans == [
-        (utc("2024-06-01 08:00"), utc("2024-06-01 09:00")),
-        (utc("2024-06-01 09:00"), utc("2024-06-01 10:00")),
-        (utc("2024-06-01 10:00"), utc("2024-06-01 11:00")),
-        (utc("2024-06-03 08:00"), utc("2024-06-03 09:00")),
-    ]
 
 
 def steady_day(start: datetime, hours: int) -> list[MeterPosition]:

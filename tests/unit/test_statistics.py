@@ -9,9 +9,9 @@ import pytest
 from domain.errors import InvalidInput
 from domain.statistics import (
     EnergyPrices,
+    Gap,
     MeterPosition,
-    affected_local_days,
-    booked_between,
+    book,
     consumption_today,
     day_bounds,
     day_statistics,
@@ -20,7 +20,6 @@ from domain.statistics import (
     local_hours,
     local_iso,
     prices_for_day,
-    statistics_window,
     utc_iso_z,
 )
 
@@ -141,10 +140,10 @@ def test_the_fall_back_day_has_25_hours_with_two_oclock_twice():
 # --- hours and days ------------------------------------------------------------------------------------------
 
 
-def test_a_normal_day_books_every_hour_from_boundary_to_boundary_and_adds_them_up():
-    # Readings at :05, :20, :35 and :50 from 23:50 the evening before through 23:50: 96 quarters.
+def test_a_normal_day_books_every_hour_and_adds_them_up():
+    # Readings every 15 minutes from local midnight through the next: 96 quarters.
     readings = steady_readings(
-        local("2024-06-11 23:50"),
+        local("2024-06-12 00:00"),
         97,
         QUARTER,
         delivered_1_step="0.050",
@@ -156,17 +155,33 @@ def test_a_normal_day_books_every_hour_from_boundary_to_boundary_and_adds_them_u
     day = only(day_statistics(readings, AMSTERDAM, []))
 
     assert len(hours) == 24
-    # From the last reading at or before the hour (hh-1:50) to the last at or before its end (hh:50):
-    # 4 quarters, so 4 × 0.050 = 0.200, 4 × 0.100 = 0.400 and 4 × 0.025 = 0.100 returned.
     assert {(hour.electricity1, hour.electricity2, hour.electricity2_returned) for hour in hours} == {
-        (D("0.200"), D("0.400"), D("0.100"))
+        (D("0.200"), D("0.400"), D("0.100"))  # 4 quarters each
     }
     assert day.day == date(2024, 6, 12)
-    assert day.electricity1 == D("4.800")  # 24 × 0.200
-    assert day.electricity2 == D("9.600")  # 24 × 0.400
-    assert day.electricity2_returned == D("2.400")  # 24 × 0.100
+    assert (day.electricity1, day.electricity2, day.electricity2_returned) == (D("4.800"), D("9.600"), D("2.400"))
     assert day.electricity1_returned == D("0.000")
     assert day.gas is None
+
+
+def test_an_interval_across_an_hour_edge_is_spread_in_proportion_to_time_in_whole_wh_that_add_up():
+    readings = [position(local("2024-06-12 09:50"), "1000.000"), position(local("2024-06-12 10:05"), "1000.050")]
+
+    hours = hour_statistics(readings, AMSTERDAM)
+
+    # 10 of the 15 minutes lie before 10:00: 0.0333… rounds to 0.033, and 10:00 gets the rest, 0.017.
+    assert [(hour.hour_start, hour.electricity1) for hour in hours] == [
+        (local("2024-06-12 09:00"), D("0.033")),
+        (local("2024-06-12 10:00"), D("0.017")),
+    ]
+
+
+def test_an_interval_over_several_hours_within_the_maximum_gap_spreads_over_each_of_them():
+    readings = [position(local("2024-06-12 09:30"), "1000.000"), position(local("2024-06-12 11:30"), "1001.200")]
+
+    hours = hour_statistics(readings, AMSTERDAM, max_gap=7200)
+
+    assert [hour.electricity1 for hour in hours] == [D("0.300"), D("0.600"), D("0.300")]
 
 
 def test_use_between_the_last_reading_of_one_hour_and_the_first_of_the_next_is_not_lost():
@@ -177,11 +192,12 @@ def test_use_between_the_last_reading_of_one_hour_and_the_first_of_the_next_is_n
         position(local("2024-06-12 11:05"), "1000.500"),
     ]
 
-    ten_oclock = hour_statistics(readings, AMSTERDAM)[0]
+    ten_oclock = hour_statistics(readings, AMSTERDAM)[1]
 
-    # First and last reading inside the hour would give 1000.400 - 1000.100 = 0.300.
+    # First and last reading inside the hour would give 1000.400 - 1000.100 = 0.300. Spread: 0.033 of the
+    # interval from 09:50, 0.300 inside, 0.067 of the interval to 11:05.
     assert ten_oclock.hour_start == local("2024-06-12 10:00")
-    assert ten_oclock.electricity1 == D("0.400")  # 1000.400 - 1000.000
+    assert ten_oclock.electricity1 == D("0.400")
 
 
 def test_a_reading_exactly_on_the_hour_closes_the_hour_that_ends_there():
@@ -199,19 +215,51 @@ def test_a_reading_exactly_on_the_hour_closes_the_hour_that_ends_there():
     ]
 
 
-def test_an_hour_without_a_reading_inside_it_gets_no_statistic_and_the_next_one_carries_the_gap():
+def test_an_interval_longer_than_the_maximum_gap_books_nothing_and_is_reported_as_a_gap():
     readings = [
-        position(local("2024-06-12 09:30"), "1000.000"),
-        position(local("2024-06-12 10:30"), "1000.500"),
-        position(local("2024-06-12 12:30"), "1001.700"),
+        position(local("2024-06-12 09:30"), "1000.000", "2000.000"),
+        position(local("2024-06-12 10:30"), "1000.500", "2000.000"),  # 3,600 s: spread
+        position(local("2024-06-12 12:30:01"), "1001.700", "2000.300"),  # 7,201 s: an outage
     ]
 
     hours = hour_statistics(readings, AMSTERDAM)
+    booked = book(readings, AMSTERDAM)
 
-    # 09:00 has nothing at or before its start; 11:00 has nothing inside it.
     assert [(hour.hour_start, hour.electricity1) for hour in hours] == [
-        (local("2024-06-12 10:00"), D("0.500")),
-        (local("2024-06-12 12:00"), D("1.200")),
+        (local("2024-06-12 09:00"), D("0.250")),
+        (local("2024-06-12 10:00"), D("0.250")),
+    ]
+    assert booked.gaps == [
+        Gap(local("2024-06-12 10:30"), local("2024-06-12 12:30:01"), D("1.200"), D("0.300"), D("0.000"), D("0.000"))
+    ]
+    assert only(day_statistics(readings, AMSTERDAM, [])).electricity1 == D("0.500")
+
+
+def test_an_outage_of_years_is_not_booked_into_the_hour_the_logger_comes_back():
+    readings = [
+        position(utc("2024-10-26T21:00"), "1000.000"),
+        position(utc("2024-12-01T07:05"), "2000.000"),
+        position(utc("2024-12-01T07:15"), "2000.100"),
+        position(utc("2024-12-01T07:25"), "2000.200"),
+    ]
+
+    hours = hour_statistics(readings, AMSTERDAM)
+    today = consumption_today(readings, AMSTERDAM, [], date(2024, 12, 1))
+
+    assert [(hour.hour_start, hour.electricity1) for hour in hours] == [(utc("2024-12-01T07:00"), D("0.200"))]
+    assert today.electricity1 == D("0.200")  # from today's first reading
+
+
+def test_hours_follow_a_zone_with_a_half_hour_offset():
+    kolkata = ZoneInfo("Asia/Kolkata")
+    readings = [position(utc("2024-06-12T04:00"), "1000.000"), position(utc("2024-06-12T05:00"), "1001.000")]
+
+    hours = hour_statistics(readings, kolkata)
+
+    # 09:30 to 10:30 local: half in the local hour 09:00 (03:30Z), half in 10:00 (04:30Z).
+    assert [(hour.hour_start, hour.electricity1) for hour in hours] == [
+        (utc("2024-06-12T03:30"), D("0.500")),
+        (utc("2024-06-12T04:30"), D("0.500")),
     ]
 
 
@@ -262,6 +310,7 @@ def test_v4_hourly_gas_is_booked_to_the_hour_before_its_timestamp():
     hours = hour_statistics(readings, AMSTERDAM)
 
     assert [(hour.hour_start, hour.gas) for hour in hours] == [
+        (local("2024-06-12 09:00"), D("0.200")),  # captured at 10:00: 100.000 - 99.800
         (local("2024-06-12 10:00"), D("0.500")),  # captured at 11:00: 100.500 - 100.000
         (local("2024-06-12 11:00"), D("0.750")),  # captured at 12:00: 101.250 - 100.500
         (local("2024-06-12 12:00"), None),  # its gas is captured at 13:00 and not reported yet
@@ -400,83 +449,32 @@ def test_a_meter_reset_books_nothing_for_its_interval_and_the_rest_of_the_hour_c
         (D("0.400"), D("0.000")),  # 0.400 before the swap; 0.100 - 500.400 and 0.000 - 300.000 count as nothing
         (D("0.800"), D("0.300")),  # 0.900 - 0.100 and 0.300 - 0.000 on the new meter
     ]
-    across = booked_between(readings)
-    assert (across.electricity1, across.electricity2) == (D("1.200"), D("0"))
-
-
-def test_a_late_out_of_order_reading_changes_only_the_hours_of_its_own_day():
-    # Hourly readings at :30 from June 9 23:30 to June 12 23:30, 0.500 kWh an hour; June 11 14:30 comes late.
-    on_time = steady_readings(local("2024-06-09 23:30"), 73, HOUR, delivered_1_step="0.500")
-    late = next(reading for reading in on_time if reading.timestamp == local("2024-06-11 14:30"))
-    on_time.remove(late)
-    prices = [contract(date(2024, 1, 1), delivered_1="0.20")]
-
-    hours_before = hour_statistics(on_time, AMSTERDAM)
-    hours_after = hour_statistics([*on_time, late], AMSTERDAM)
-    days_before = day_statistics(on_time, AMSTERDAM, prices)
-    days_after = day_statistics([*on_time, late], AMSTERDAM, prices)
-
-    changed = set(hours_before) ^ set(hours_after)
-    assert {hour.hour_start.astimezone(AMSTERDAM).date() for hour in changed} == {date(2024, 6, 11)}
-    fifteen_oclock = local("2024-06-11 15:00")
-    assert [hour.electricity1 for hour in hours_before if hour.hour_start == fifteen_oclock] == [D("1.000")]
-    assert [hour.electricity1 for hour in hours_after if hour.hour_start == fifteen_oclock] == [D("0.500")]
-    # The day still rises from its first to its last register position, 24 × 0.500 = 12.000 kWh.
-    assert days_before == days_after
-    assert days_after[1].electricity1 == D("12.000")
-
-
-def test_recomputing_only_the_affected_day_from_its_window_matches_a_full_recomputation():
-    on_time = steady_readings(local("2024-06-09 23:30"), 73, HOUR, delivered_1_step="0.500")
-    late = next(reading for reading in on_time if reading.timestamp == local("2024-06-11 14:30"))
-    following = next(reading for reading in on_time if reading.timestamp == local("2024-06-11 15:30"))
-    stored = sorted(on_time, key=lambda reading: reading.timestamp)
-    prices = [contract(date(2024, 1, 1), delivered_1="0.20")]
-
-    days = affected_local_days([late.timestamp, following.timestamp], AMSTERDAM)
-    start, end = statistics_window(days, AMSTERDAM)
-    window = [max((p for p in stored if p.timestamp <= start), key=lambda p: p.timestamp)]
-    window += [p for p in stored if start < p.timestamp <= end]
-
-    assert days == {date(2024, 6, 11)}
-    assert (start, end) == (local("2024-06-11 00:00"), local("2024-06-12 01:00"))
-    recomputed = day_statistics(window, AMSTERDAM, prices, days=days)
-    full = day_statistics(stored, AMSTERDAM, prices)
-    assert recomputed == [day for day in full if day.day == date(2024, 6, 11)]
-    assert hour_statistics(window, AMSTERDAM, days=days) == [
-        hour for hour in hour_statistics(stored, AMSTERDAM) if hour.hour_start.astimezone(AMSTERDAM).day == 11
-    ]
-
-
-def test_a_reading_exactly_at_local_midnight_affects_the_day_it_closes_and_the_day_it_opens():
-    assert affected_local_days([local("2024-06-12 00:00")], AMSTERDAM) == {date(2024, 6, 11), date(2024, 6, 12)}
-    assert affected_local_days([local("2024-06-12 00:00:01")], AMSTERDAM) == {date(2024, 6, 12)}
 
 
 # --- today so far --------------------------------------------------------------------------------------------
 
 
-def test_consumption_today_counts_from_the_last_reading_before_midnight():
+def test_consumption_today_counts_from_local_midnight_by_spreading_the_interval_across_it():
     readings = [
         position(local("2024-06-11 23:45"), "1000.000"),
         position(local("2024-06-12 00:15"), "1000.250"),
-        position(local("2024-06-12 09:40"), "1003.000"),
+        position(local("2024-06-12 00:45"), "1000.500"),
     ]
     prices = [contract(date(2024, 1, 1), delivered_1="0.20", fixed="0.50")]
 
     today = consumption_today(readings, AMSTERDAM, prices, date(2024, 6, 12))
 
     assert today.day == date(2024, 6, 12)
-    assert today.electricity1 == D("3.000")  # 1003.000 - 1000.000
-    assert today.electricity1_cost == D("0.60")  # 3 × 0.20
-    assert today.total_cost == D("1.10")  # 0.60 + 0.50 fixed
+    assert today.electricity1 == D("0.375")  # half of 0.250 after midnight, then 0.250
+    assert today.electricity1_cost == D("0.08")  # 0.375 × 0.20 = 0.075, half-up
+    assert today.total_cost == D("0.58")  # 0.08 + 0.50 fixed
 
 
 def test_consumption_today_without_an_earlier_reading_counts_from_the_first_reading_of_today():
     readings = [
         position(local("2024-06-12 00:15"), "1000.250"),
         position(local("2024-06-12 00:45"), "1000.500"),
-        position(local("2024-06-12 09:40"), "1003.000"),
+        position(local("2024-06-12 01:40"), "1003.000"),
     ]
     prices = [contract(date(2024, 1, 1), delivered_1="0.20", fixed="0.50")]
 
@@ -485,6 +483,14 @@ def test_consumption_today_without_an_earlier_reading_counts_from_the_first_read
     assert today.electricity1 == D("2.750")  # 1003.000 - 1000.250
     assert today.electricity1_cost == D("0.55")  # 2.750 × 0.20
     assert today.total_cost == D("1.05")
+
+
+def test_consumption_today_with_only_its_first_reading_after_an_outage_is_nothing_but_the_fixed_cost():
+    readings = [position(local("2024-06-10 12:00"), "1000.000"), position(local("2024-06-12 08:00"), "1500.000")]
+
+    today = consumption_today(readings, AMSTERDAM, [contract(date(2024, 1, 1), fixed="0.50")], date(2024, 6, 12))
+
+    assert (today.electricity1, today.total_cost) == (D("0"), D("0.50"))
 
 
 def test_consumption_today_is_none_before_the_first_reading_of_the_day():

@@ -253,8 +253,47 @@ CONTRACT_COLUMNS = (
 )
 
 
+def _gaps(migrator, db: peewee.Database) -> None:
+    """Outages: consecutive readings further apart than the maximum gap book nothing and are kept here, with
+    the rise they hold per register. The stored statistics are rebuilt at start (their recorded settings
+    are missing), so the gaps of existing readings are found then."""
+
+    class Base(peewee.Model):
+        class Meta:
+            database = db
+
+    class DsmrGap(Base):
+        id = peewee.BigAutoField()
+        meter = peewee.CharField(max_length=128)
+        kind = peewee.CharField(max_length=16)  # "electricity" or "gas" (the gas meter's own captures)
+        start = peewee.BigIntegerField()
+        end = peewee.BigIntegerField()
+        electricity1 = peewee.DecimalField(null=True, **REGISTER)
+        electricity2 = peewee.DecimalField(null=True, **REGISTER)
+        electricity1_returned = peewee.DecimalField(null=True, **REGISTER)
+        electricity2_returned = peewee.DecimalField(null=True, **REGISTER)
+        gas = peewee.DecimalField(null=True, **REGISTER)
+
+        class Meta:
+            table_name = "dsmr_gaps"
+            indexes = ((("meter", "kind", "start"), True),)
+
+    db.create_tables([DsmrGap])
+
+
+def _gas_capture_index(migrator, db: peewee.Database) -> None:
+    """Gas captures looked up per telegram (the one before and after a capture, and the latest telegram
+    carrying one) read an index in (capture time, telegram time) order: with (meter, capture time) alone,
+    finding a capture's latest telegram scanned the meter's readings backwards, more with every day."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_index("dsmr_readings", ("meter", "extra_device_timestamp", "timestamp"), False))
+
+
 MIGRATIONS = [
     ("dsmr_0001_readings_statistics_prices_meters", _initial_schema),
     ("dsmr_0002_meter_reading_counts", _reading_counts),
     ("dsmr_0003_installations", _installations),
+    ("dsmr_0004_gaps", _gaps),
+    ("dsmr_0005_gas_capture_index", _gas_capture_index),
 ]

@@ -139,7 +139,46 @@ def _integer_meter_keys(migrator, db: peewee.Database) -> None:
     db.execute_sql("DROP TABLE meter_readings")
 
 
+def _rollups_by_kind_with_quarters(migrator, db: peewee.Database) -> None:
+    """Hourly energy keyed by the kind of meter as well as its id, so a JOI meter (kW samples) and a P1
+    meter (DSMR registers) that share an id never mix; each hour also keeps the kWh of its first 15, 30 and
+    45 minutes, so a local midnight at a quarter hour (Asia/Kolkata, Asia/Kathmandu, Australia/Adelaide)
+    splits it exactly. Existing rows are kept (ids with kW samples as JOI, the others as P1); the recorded
+    rules are cleared, so both kinds are rebuilt from their samples and readings at start, which fills the
+    quarters and separates ids that both kinds used."""
+    clustered = isinstance(db, peewee.SqliteDatabase)
+
+    class Base(peewee.Model):
+        class Meta:
+            database = db
+
+    class EnergyRollup(Base):
+        meter_kind = peewee.CharField(max_length=8)  # "joi" or "p1"
+        meter_id = peewee.CharField(max_length=128)
+        hour_start = peewee.BigIntegerField()
+        kwh = peewee.DoubleField()
+        first_15 = peewee.DoubleField(default=0.0)
+        first_30 = peewee.DoubleField(default=0.0)
+        first_45 = peewee.DoubleField(default=0.0)
+
+        class Meta:
+            table_name = "energy_rollups"
+            primary_key = peewee.CompositeKey("meter_kind", "meter_id", "hour_start")
+            without_rowid = clustered
+
+    db.create_tables([EnergyRollup])
+    db.execute_sql(
+        "INSERT INTO energy_rollups (meter_kind, meter_id, hour_start, kwh, first_15, first_30, first_45)"
+        " SELECT CASE WHEN EXISTS (SELECT 1 FROM meters JOIN meter_samples"
+        " ON meter_samples.meter_key = meters.meter_key WHERE meters.meter_id = energy_hours.meter_id)"
+        " THEN 'joi' ELSE 'p1' END, meter_id, hour_start, kwh, 0, 0, 0 FROM energy_hours"
+    )
+    db.execute_sql("DROP TABLE energy_hours")
+    db.execute_sql("DELETE FROM settings WHERE key IN ('rollup_max_gap_seconds', 'dsmr_statistics_rule')")
+
+
 MIGRATIONS = [
     ("joi_0001_readings_rollups_plans_accounts", _initial_schema),
     ("joi_0002_integer_meter_keys", _integer_meter_keys),
+    ("joi_0003_rollups_by_kind_with_quarters", _rollups_by_kind_with_quarters),
 ]
