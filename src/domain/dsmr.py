@@ -1,4 +1,4 @@
-"""DSMR-reader API rules that need no database (seed dsmr-reader-api.rst, DESIGN.md §3 and §4).
+"""DSMR-reader API rules that need no database (DSMR-reader's API; one installation per key).
 
 What is here: the API key (hashing, constant-time comparison), readings from form/JSON fields or from a
 parsed telegram with DSMR-reader's per-field messages, which meter a reading belongs to, DSMR-reader's

@@ -1,4 +1,4 @@
-"""DSMR-reader style statistics from cumulative meter registers (DESIGN.md §3, seed dsmr-reader-api.rst).
+"""DSMR-reader style statistics from cumulative meter registers (DSMR-reader's hour and day statistics).
 
 A meter position holds cumulative registers: kWh delivered and returned per tariff (1 = low, 2 = normal) and
 m³ of gas. What was used in a period is what the registers rose by from reading to reading in it; an interval

@@ -124,3 +124,9 @@ def test_many_unknown_parameters_get_a_bounded_answer(client):
     response = client.get(f"/price-plans?{query}")
     assert response.status_code == 400
     assert len(response.json()["detail"]) <= 500
+
+
+def test_dsmr_v2_version_refuses_an_unknown_query_parameter_in_its_documented_shape(client):
+    response = client.get("/api/v2/application/version?verbose=1", headers={"X-AUTHKEY": "k"})
+    assert response.status_code == 400
+    assert "verbose" in response.json()["detail"]
