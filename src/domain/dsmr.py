@@ -533,9 +533,13 @@ def deletion_window(start: str | None, end: str | None, every: bool, tz: tzinfo)
     last reading). One end at least, or `every` for all of them: a forgotten bound must not delete
     everything; a window with `every` is contradictory and refused too."""
     if every and (start or end):
-        raise InvalidInput("give a window (from and/or to) or all, not both", field="all")
+        raise InvalidInput(
+            "give a window (from and/or to; --from/--to in the CLI) or all=true (--all), not both", field="all"
+        )
     if not (start or end or every):
-        raise InvalidInput("give from and/or to, or all for every reading", field="from")
+        raise InvalidInput(
+            "give from and/or to (--from/--to in the CLI), or all=true (--all) for every reading", field="from"
+        )
     return TimeWindow(operator_instant(start, tz, "from"), operator_instant(end, tz, "to"))
 
 

@@ -177,9 +177,7 @@ def test_a_bad_installation_name_is_a_400_and_makes_nothing(client, admin, body)
         "/admin/joi/meters/m-1%0A/readings?all=true",
     ],
 )
-def test_a_name_or_id_with_a_control_character_or_of_the_wrong_kind_is_a_4xx_and_changes_nothing(
-    client, admin, path
-):
+def test_a_name_or_id_with_a_control_character_or_of_the_wrong_kind_is_a_4xx_and_changes_nothing(client, admin, path):
     key = make_key(client, admin).json()["key"]
     post_readings(client, key, TWO_DAYS)
     store_joi(client, "m-1", [(0, 1.0), (3600, 2.0)])
