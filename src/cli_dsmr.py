@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from config import Config
-from domain.dsmr import DEFAULT_INSTALLATION, TimeWindow, check_installation_name, generate_api_key, hash_api_key
+from domain.dsmr import DEFAULT_INSTALLATION, TimeWindow, deletion_window, new_installation_key
 from domain.errors import DomainError
 from repository import db
 from repository import dsmr as dsmr_repo
@@ -92,16 +92,8 @@ def _dsmr_key(config: Config, args: argparse.Namespace) -> int:
         dsmr_repo.revoke_key(args.revoke)
         print(f"the key of installation {args.revoke} is revoked; its data stays", file=sys.stderr)
         return 0
-    name = check_installation_name(args.installation)
-    if name == DEFAULT_INSTALLATION and config.dsmr_api_key:
-        print(
-            f"DSMR_API_KEY is set: it is installation {DEFAULT_INSTALLATION!r}'s key. Unset it to make a key "
-            "here, or make a key for another installation with --installation NAME.",
-            file=sys.stderr,
-        )
-        return 1
-    key = generate_api_key()
-    installation, created = dsmr_repo.set_key(name, hash_api_key(key), replace=args.rotate)
+    key, key_hash = new_installation_key(args.installation, environment_key_set=bool(config.dsmr_api_key))
+    installation, created = dsmr_repo.set_key(args.installation, key_hash, replace=args.rotate)
     print(f"{'new installation' if created else 'installation'} {installation.name}: key made", file=sys.stderr)
     print(key)
     return 0
@@ -143,18 +135,4 @@ def _delete(config: Config, args: argparse.Namespace) -> int:
 
 
 def _window(args: argparse.Namespace, tz) -> TimeWindow:
-    if not (args.start or args.end or args.all):
-        raise ValueError("give --from and/or --to, or --all for every reading")
-    return TimeWindow(_instant(args.start, tz), _instant(args.end, tz))
-
-
-def _instant(text: str | None, tz) -> datetime | None:
-    if text is None:
-        return None
-    if text.strip().lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(text), UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is neither epoch seconds nor an ISO 8601 time") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(UTC)
+    return deletion_window(args.start, args.end, args.all, tz)

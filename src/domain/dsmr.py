@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
-from domain.errors import InvalidInput
+from domain.errors import Conflict, InvalidInput
 from domain.statistics import (
     PRICE_FIELDS,
     Consumption,
@@ -136,6 +136,21 @@ def check_installation_name(value: str) -> str:
             field="installation",
         )
     return value
+
+
+def new_installation_key(name: str, *, environment_key_set: bool) -> tuple[str, str]:
+    """A new key for the installation and its hash (only the hash is stored; the key is shown once).
+
+    The default installation's key is DSMR_API_KEY while that is set: a stored key beside it would be a
+    second key nobody expects, so it is refused (CLI `make dsmr-key` and the admin API alike)."""
+    check_installation_name(name)
+    if name == DEFAULT_INSTALLATION and environment_key_set:
+        raise Conflict(
+            f"DSMR_API_KEY is set: it is installation {DEFAULT_INSTALLATION!r}'s key. Unset it to make a key "
+            "here, or make a key for another installation."
+        )
+    key = generate_api_key()
+    return key, hash_api_key(key)
 
 
 def check_telegram_meter(installation: Installation, telegram_meter: str | None) -> None:
@@ -511,6 +526,37 @@ def page_link_params(
 class TimeWindow:
     start: datetime | None = None  # inclusive
     end: datetime | None = None  # inclusive
+
+
+def deletion_window(start: str | None, end: str | None, every: bool, tz: tzinfo) -> TimeWindow:
+    """The window of readings an operator deletes (both ends inclusive; an open end reaches the first or
+    last reading). One end at least, or `every` for all of them: a forgotten bound must not delete
+    everything; a window with `every` is contradictory and refused too."""
+    if every and (start or end):
+        raise InvalidInput(
+            "give a window (from and/or to; --from/--to in the CLI) or all=true (--all), not both", field="all"
+        )
+    if not (start or end or every):
+        raise InvalidInput(
+            "give from and/or to (--from/--to in the CLI), or all=true (--all) for every reading", field="from"
+        )
+    return TimeWindow(operator_instant(start, tz, "from"), operator_instant(end, tz, "to"))
+
+
+def operator_instant(text: str | None, tz: tzinfo, field: str = "from") -> datetime | None:
+    """Epoch seconds or ISO 8601; an ISO time without an offset is read in `tz`."""
+    if text is None or text == "":
+        return None
+    if text.strip().lstrip("-").isdigit():
+        try:
+            return datetime.fromtimestamp(int(text), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidInput(f"{text!r} is out of range", field=field) from None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{text!r} is neither epoch seconds nor an ISO 8601 time", field=field) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(UTC)
 
 
 def instant_window(gte: object, lte: object, tz: tzinfo, names: tuple[str, str]) -> TimeWindow:

@@ -374,7 +374,8 @@ def set_key(name: str, key_hash: str, *, replace: bool) -> tuple[Installation, b
         elif row.key_hash is not None and not replace:
             raise Conflict(
                 f"installation {name} has a key already; only its hash is stored, so it cannot be shown again. "
-                "Replace it with --rotate (make dsmr-key ROTATE=1); the old key then stops working."
+                "Replace it with --rotate (make dsmr-key ROTATE=1) or ?rotate=true (POST /admin/dsmr/installations); "
+                "the old key then stops working."
             )
         InstallationRow.update(key_hash=key_hash, key_created_at=_epoch(datetime.now(UTC))).where(
             InstallationRow.id == row.id
