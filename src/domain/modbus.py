@@ -18,15 +18,15 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from domain.errors import InvalidInput
+from domain.silesia import WORD_ORDERS
+from domain.silesia import RegisterSpec as Register
 from domain.tariffs import weekday_at
 
 FUNCTION_CODES = {3: "holding", 4: "input"}
 REGISTERS_PER_TYPE = {1: 1, 2: 2, 3: 2}
-WORD_ORDERS = ("big", "little")
 INSTANTANEOUS, COUNTER = 1, 2
 
 # Eastron meters refuse longer reads; most Modbus devices accept up to 125 registers.
@@ -37,17 +37,6 @@ MAX_REGISTERS_PER_REQUEST = 40
 # cost less than one more round trip. A device that answers an exception for a spare register is
 # handled by re-reading the group's registers one by one (see `split`).
 MAX_GAP_REGISTERS = 10
-
-
-class Register(Protocol):
-    measurement: str
-    measurement_type: int
-    address: int
-    data_type: int
-    function_code: int
-    word_order: str
-    scale: float
-    unit: str
 
 
 class DecodeError(ValueError):
