@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app import prepare_database  # noqa: E402
+from cli_access import ACCESS_COMMANDS, add_access_commands, run_access_command  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
 from cli_statistics import add_statistics_commands, verify_statistics  # noqa: E402
 from config import Config  # noqa: E402
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_command.add_argument("--email", default="", help="needed to create an admin, not to promote one")
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     add_statistics_commands(commands)
+    add_access_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return verify_statistics(config, args)
     elif args.command in DSMR_COMMANDS:
         return run_dsmr_command(config, args)
+    elif args.command in ACCESS_COMMANDS:
+        return run_access_command(args)
     elif args.command == "create-admin":
         return create_admin(args.username, args.email, promote=args.promote)
     elif args.command == "rebuild-rollups":

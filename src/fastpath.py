@@ -26,6 +26,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config import Config
+from controllers.access import caller_in_scope
 from controllers.dsmr_v1 import answer_telegram
 from controllers.readings import store_readings
 from jsonify import json_default
@@ -73,7 +74,8 @@ class ReadingsStoreFastPath:
         if scope["type"] != "http" or PARSED_BODY_KEY not in scope or _operation_id(scope) != READINGS_STORE:
             await self.next_app(scope, receive, send)
             return
-        answer = await run_in_threadpool(_with_connection, store_readings, scope[PARSED_BODY_KEY], self.config)
+        who = caller_in_scope(scope, self.config)
+        answer = await run_in_threadpool(_with_connection, store_readings, scope[PARSED_BODY_KEY], self.config, who)
         await _answer(send, 200, orjson.dumps(answer, default=json_default), b"application/json")
 
 
