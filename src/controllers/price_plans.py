@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from controllers.access import require_meter_read
+from config import Config
+from controllers.access import caller, require_meter_read
 from controllers.context import settings
 from controllers.readings import check_window
 from controllers.responses import json_response
 from domain import tariffs
+from domain.access import Caller
 from domain.errors import NotFound
 from repository import accounts
 from repository import readings as readings_repo
@@ -29,16 +31,27 @@ def list_plans():
 
 
 def compare_all(smart_meter_id: str, from_: int | None = None, to: int | None = None):
-    comparison = _compare(smart_meter_id, from_, to)
-    return json_response({"pricePlanId": comparison.current_plan_id, "pricePlanComparisons": _costs_json(comparison)})
+    return json_response(compare_all_json(smart_meter_id, from_, to, settings(), caller()))
 
 
 def recommend(smart_meter_id: str, limit: int | None = None, from_: int | None = None, to: int | None = None):
-    return json_response(_costs_json(tariffs.recommend(_compare(smart_meter_id, from_, to), limit)))
+    return json_response(recommend_json(smart_meter_id, limit, from_, to, settings(), caller()))
 
 
-def _compare(meter_id: str, from_: int | None, to: int | None) -> tariffs.PlanComparison:
-    require_meter_read(meter_id)
+def compare_all_json(meter_id: str, from_: int | None, to: int | None, config: Config, who: Caller) -> dict:
+    """compare-all's answer without Flask (the controller above and the ASGI fast path call it)."""
+    comparison = _compare(meter_id, from_, to, config, who)
+    return {"pricePlanId": comparison.current_plan_id, "pricePlanComparisons": _costs_json(comparison)}
+
+
+def recommend_json(
+    meter_id: str, limit: int | None, from_: int | None, to: int | None, config: Config, who: Caller
+) -> list[dict]:
+    return _costs_json(tariffs.recommend(_compare(meter_id, from_, to, config, who), limit))
+
+
+def _compare(meter_id: str, from_: int | None, to: int | None, config: Config, who: Caller) -> tariffs.PlanComparison:
+    require_meter_read(meter_id, who)
     check_window(from_, to)
     bounds = readings_repo.period(meter_id)
     if bounds is None:
@@ -48,7 +61,7 @@ def _compare(meter_id: str, from_: int | None, to: int | None) -> tariffs.PlanCo
     end = to if to is not None else max(bounds[1], start)
     plans = accounts.price_plans()
     energy = readings_repo.weekday_energy(
-        meter_id, {plan.time_zone for plan in plans}, start, end, settings().max_reading_gap_seconds
+        meter_id, {plan.time_zone for plan in plans}, start, end, config.max_reading_gap_seconds
     )
     return tariffs.compare(plans, energy, (start, end), accounts.plan_id_for_meter(meter_id))
 
