@@ -77,6 +77,7 @@ class _OneLinePerCommand(argparse.RawDescriptionHelpFormatter):
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=10_000)
+        self._action_max_length = 26  # room for the longest command names before their help
 
 
 def main(argv: list[str] | None = None) -> int:
