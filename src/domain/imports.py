@@ -21,6 +21,7 @@ from itertools import count, islice, repeat
 
 from domain.errors import DomainError
 from domain.oms import OmsMessage, message_from_json
+from domain.usage import HOUR, QUARTER, HourRollup, energy_by_hour_of, hour_rollups
 
 CSV, TELEGRAMS, OMS = "csv", "telegrams", "oms"
 FORMATS = (CSV, TELEGRAMS, OMS)
@@ -315,3 +316,64 @@ def oms_message(line_number: int, text: str, shape_problem: Callable[[object], s
         return OmsLine(line_number, message_from_json(payload))
     except DomainError as error:
         return BadRow(line_number, error.detail)
+
+
+# --- rollups of many samples ----------------------------------------------------------------------------------------
+
+
+def bulk_hour_rollups(
+    times: list[int], values: list[float], max_gap: int, start: int, end: int
+) -> dict[int, HourRollup]:
+    """hour_rollups(energy_by_hour_of(…, QUARTER)) of [start, end) (whole hours) for many samples at once.
+
+    The same trapezoids, summed per quarter hour over the slice of intervals inside it with C loops (a
+    Python loop per sample cost a second per million); the few intervals that cross a quarter boundary or
+    the window's edge are cut exactly as energy_by_hour_of cuts them. Samples with a gap longer than
+    max_gap between them go through energy_by_hour_of itself. Equal to it within float rounding."""
+    count = len(times)
+    if count < 2:
+        return {}
+    seconds = list(map(operator.sub, islice(times, 1, None), times))
+    if max(seconds) > max_gap or min(seconds) <= 0:
+        return hour_rollups(energy_by_hour_of(times, values, max_gap, start, end, QUARTER))
+    energy: dict[int, float] = {}
+    first = max(start, times[0] - times[0] % QUARTER)
+    last = min(end, times[-1])
+    crossing = set()
+    for boundary in range(first, last + QUARTER, QUARTER):
+        if boundary > end:
+            break
+        after = bisect.bisect_left(times, boundary)
+        if 0 < after < count and times[after] != boundary:
+            crossing.add(after - 1)  # times[after - 1] < boundary < times[after]
+    for quarter in range(first, last, QUARTER):
+        low = bisect.bisect_left(times, quarter)
+        high = bisect.bisect_right(times, quarter + QUARTER) - 1
+        if high > low:
+            energy[quarter] = _doubled_energy(times, values, seconds, low, high) / (2 * HOUR)
+    for index in crossing:
+        _add_cut_interval(energy, times[index], values[index], times[index + 1], values[index + 1], start, end)
+    return hour_rollups(energy)
+
+
+def _doubled_energy(times: list[int], values: list[float], seconds: list[int], low: int, high: int) -> float:
+    """Σ (p1 + p2) * seconds over the intervals between samples low … high. Samples evenly spaced (a meter's
+    clock) make it step * (2 Σ p - p_low - p_high): one sum over existing floats, no new ones per interval."""
+    steps = seconds[low:high]
+    step = steps[0]
+    if min(steps) == step == max(steps):
+        return step * (2 * sum(values[low : high + 1]) - values[low] - values[high])
+    return sum(map(operator.mul, map(operator.add, values[low:high], values[low + 1 : high + 1]), steps))
+
+
+def _add_cut_interval(energy: dict[int, float], t1: int, r1: float, t2: int, r2: float, start: int, end: int) -> None:
+    """An interval across quarter boundaries (or the window's edges), cut at them as energy_by_hour_of does."""
+    slope = (r2 - r1) / (t2 - t1)
+    piece_start, stop = max(t1, start), min(t2, end)
+    while piece_start < stop:
+        bucket = piece_start - piece_start % QUARTER
+        piece_end = min(bucket + QUARTER, stop)
+        p1 = r1 + slope * (piece_start - t1)
+        p2 = r1 + slope * (piece_end - t1)
+        energy[bucket] = energy.get(bucket, 0.0) + (p1 + p2) / 2 * (piece_end - piece_start) / HOUR
+        piece_start = piece_end

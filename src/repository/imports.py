@@ -3,7 +3,8 @@
 An import adds samples and never replaces one: a (meter, time) stored already keeps its reading (ON CONFLICT
 DO NOTHING), so a file imported twice, or an interrupted import run again, adds nothing twice. The hourly
 rollups of every hour the new samples can change are recomputed from the stored and the new samples together,
-with the same domain functions as POST /readings/store, so they equal `verify-statistics`' recomputation.
+with the same trapezoids as POST /readings/store (domain.imports.bulk_hour_rollups sums them with C loops), so
+they equal `verify-statistics`' recomputation.
 
 SQLite gets multi-row INSERT … SELECT … FROM (VALUES …) statements of two parameters a row (the meter's key is
 a literal), which is about twice as fast as executemany; PostgreSQL gets COPY into a temporary table and one
@@ -17,7 +18,8 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from domain.usage import HOUR, QUARTER, affected_hour_ranges, energy_by_hour_of, hour_rollups
+from domain.imports import bulk_hour_rollups
+from domain.usage import HOUR, affected_hour_ranges
 from repository.db import database, is_sqlite
 from repository.readings import JOI, _lock_meter, _meter_key, _new_meter_key, _sqlite_max_variables
 
@@ -52,8 +54,7 @@ def import_samples(meter_id: str, times: list[int], values: list[float], max_gap
     inserted = _insert_samples(meter_key, times, values)
     for first_hour, last_hour, low, high, stored in windows:
         merged_times, merged_values = _merged(stored, times, values, low, high)
-        end = last_hour + HOUR
-        energy = hour_rollups(energy_by_hour_of(merged_times, merged_values, max_gap, first_hour, end, QUARTER))
+        energy = bulk_hour_rollups(merged_times, merged_values, max_gap, first_hour, last_hour + HOUR)
         _replace_rollups(meter_id, first_hour, last_hour, energy)
     return ImportedSamples(inserted, len(times) - inserted, differing)
 
