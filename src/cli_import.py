@@ -245,15 +245,16 @@ def _import_csv(config: Config, args: argparse.Namespace, source, size: int | No
     def store_meter(meter: str, times: list[int], values: list[float]) -> None:
         nonlocal done
         for start in range(0, len(times), SAMPLES_PER_TRANSACTION):
-            stop = start + SAMPLES_PER_TRANSACTION
+            stop = min(start + SAMPLES_PER_TRANSACTION, len(times))
+            block_times, block_values = (
+                (times, values) if stop - start == len(times) else (times[start:stop], values[start:stop])
+            )
             with _transaction(not args.all_or_nothing):
-                result = imports_repo.import_samples(
-                    meter, times[start:stop], values[start:stop], config.max_reading_gap_seconds
-                )
+                result = imports_repo.import_samples(meter, block_times, block_values, config.max_reading_gap_seconds)
             tally.stored += result.stored
             tally.present += result.present
             tally.differing += result.differing
-            done += len(times[start:stop])
+            done += stop - start
             progress.show("storing", done, total, "readings")
 
     with _transaction(args.all_or_nothing):
@@ -321,7 +322,11 @@ def _binary_lines(source, size: int | None, progress: Progress) -> Iterator[str]
         done += len(raw)
         if done % 65_536 < len(raw):
             progress.show("reading", done, size, "bytes")
-        yield raw.decode("utf-8", "replace")
+        yield (
+            raw.decode("utf-8", "replace").removeprefix("\ufeff")
+            if done == len(raw)
+            else raw.decode("utf-8", "replace")
+        )
 
 
 def _reading_of(item: TelegramText, config: Config, now: datetime):

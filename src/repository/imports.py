@@ -7,8 +7,8 @@ with the same trapezoids as POST /readings/store (domain.imports.bulk_hour_rollu
 they equal `verify-statistics`' recomputation.
 
 SQLite gets multi-row INSERT … SELECT … FROM (VALUES …) statements of two parameters a row (the meter's key is
-a literal), which is about twice as fast as executemany; PostgreSQL gets COPY into a temporary table and one
-INSERT … SELECT.
+a literal), which is about twice as fast as executemany; PostgreSQL gets COPY (into a temporary table and one
+INSERT … SELECT … ON CONFLICT when a new sample may meet a stored one).
 """
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ def import_samples(meter_id: str, times: list[int], values: list[float], max_gap
         stored = _stored_samples(meter_key, low, high)
         windows.append((first_hour, last_hour, low, high, stored))
         differing += _differing(stored, times, values)
-    inserted = _insert_samples(meter_key, times, values)
+    # The windows cover every new time: with nothing stored in them, no new sample can meet a stored one.
+    clash_possible = any(stored for *_, stored in windows)
+    inserted = _insert_samples(meter_key, times, values, clash_possible)
+    if not inserted:  # every sample was stored already: the samples, so their rollups, are as they were
+        return ImportedSamples(0, len(times), differing)
     for first_hour, last_hour, low, high, stored in windows:
         merged_times, merged_values = _merged(stored, times, values, low, high)
         energy = bulk_hour_rollups(merged_times, merged_values, max_gap, first_hour, last_hour + HOUR)
@@ -101,10 +105,10 @@ def _merged(
     return ordered, [merged[time] for time in ordered]
 
 
-def _insert_samples(meter_key: int, times: list[int], values: list[float]) -> int:
+def _insert_samples(meter_key: int, times: list[int], values: list[float], clash_possible: bool) -> int:
     """Insert the samples whose time the meter has no sample at; returns how many were inserted."""
     if not is_sqlite():
-        return _copy_samples(meter_key, times, values)
+        return _copy_samples(meter_key, times, values, clash_possible)
     pairs: list = [None] * (2 * len(times))
     pairs[0::2], pairs[1::2] = times, values
     cursor = database.cursor()
@@ -128,16 +132,24 @@ def _sqlite_insert_sql(meter_key: int, rows: int) -> str:
     )
 
 
-def _copy_samples(meter_key: int, times: list[int], values: list[float]) -> int:
+def _copy_samples(meter_key: int, times: list[int], values: list[float], clash_possible: bool) -> int:
+    """COPY, straight into meter_samples when no sample can clash (the meter's lock is held, so none can
+    arrive meanwhile), else into a temporary table and from there with ON CONFLICT DO NOTHING."""
     cursor = database.cursor()
-    cursor.execute('CREATE TEMPORARY TABLE import_samples ("time" BIGINT, reading DOUBLE PRECISION) ON COMMIT DROP')
     # repr() is the shortest text that reads back as the same double.
-    data = io.StringIO("".join(f"{time}\t{value!r}\n" for time, value in zip(times, values, strict=True)))
-    cursor.copy_expert('COPY import_samples ("time", reading) FROM STDIN', data)
+    rows = (f"{meter_key}\t{time}\t{value!r}\n" for time, value in zip(times, values, strict=True))
+    data = io.StringIO("".join(rows))
+    if not clash_possible:
+        cursor.copy_expert('COPY meter_samples (meter_key, "time", reading) FROM STDIN', data)
+        return len(times)
     cursor.execute(
-        'INSERT INTO meter_samples (meter_key, "time", reading) SELECT %s, "time", reading FROM import_samples'
-        ' ON CONFLICT (meter_key, "time") DO NOTHING',
-        (meter_key,),
+        'CREATE TEMPORARY TABLE import_samples (meter_key INTEGER, "time" BIGINT, reading DOUBLE PRECISION)'
+        " ON COMMIT DROP"
+    )
+    cursor.copy_expert('COPY import_samples (meter_key, "time", reading) FROM STDIN', data)
+    cursor.execute(
+        'INSERT INTO meter_samples (meter_key, "time", reading) SELECT meter_key, "time", reading FROM import_samples'
+        ' ON CONFLICT (meter_key, "time") DO NOTHING'
     )
     inserted = cursor.rowcount
     cursor.execute("DROP TABLE import_samples")
