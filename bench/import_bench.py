@@ -71,12 +71,14 @@ def _fresh_sqlite(directory: Path, name: str) -> tuple[Path, sqlite3.Connection]
     return path, connection
 
 
-def sqlite_shell_import(directory: Path, csv_path: Path) -> float | None:
+def sqlite_shell_import(directory: Path, csv_path: Path) -> tuple[float, float] | None:
+    """Wall and CPU seconds of the sqlite3 shell's .import, or None without the shell."""
     shell = shutil.which("sqlite3")
     if shell is None:
         return None
     path, connection = _fresh_sqlite(directory, "shell.sqlite3")
     connection.close()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [shell, str(path), "PRAGMA synchronous=FULL;", ".mode csv", f".import --skip 1 {csv_path} plain"],
@@ -84,11 +86,15 @@ def sqlite_shell_import(directory: Path, csv_path: Path) -> float | None:
         capture_output=True,
         timeout=600,
     )
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def python_executemany(directory: Path, csv_path: Path) -> float:
+def python_executemany(directory: Path, csv_path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of reading the CSV with the csv module and one executemany into a plain table."""
     _, connection = _fresh_sqlite(directory, "executemany.sqlite3")
+    cpu_started = time.process_time()
     started = time.perf_counter()
     with csv_path.open(newline="") as source:
         rows = csv.reader(source)
@@ -99,9 +105,9 @@ def python_executemany(directory: Path, csv_path: Path) -> float:
             ((meter, int(moment), float(reading)) for meter, moment, reading in rows),
         )
         connection.execute("COMMIT")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     connection.close()
-    return seconds
+    return seconds, cpu
 
 
 def _imported(completed: subprocess.CompletedProcess) -> str:
@@ -113,8 +119,8 @@ def measure_sqlite(readings: int = READINGS) -> dict:
         directory = Path(scratch)
         csv_path = directory / "readings.csv"
         generate(csv_path, readings)
-        shell_seconds = sqlite_shell_import(directory, csv_path)
-        executemany_seconds = python_executemany(directory, csv_path)
+        shell_seconds, shell_cpu = sqlite_shell_import(directory, csv_path) or (None, None)
+        executemany_seconds, executemany_cpu = python_executemany(directory, csv_path)
         url = f"sqlite:///{directory / 'joi.sqlite3'}"
         _cli(url, "migrate")
         first, wall, cpu = _cli(url, "import-readings", str(csv_path))
@@ -132,9 +138,13 @@ def measure_sqlite(readings: int = READINGS) -> dict:
             "resumed_summary": _imported(again),
             "verify_statistics": verified.stdout.strip().splitlines()[-1],
             "sqlite3_shell_import_seconds": None if shell_seconds is None else round(shell_seconds, 2),
+            "sqlite3_shell_import_cpu_seconds": None if shell_cpu is None else round(shell_cpu, 2),
             "sqlite3_shell_readings_per_second": None if shell_seconds is None else round(readings / shell_seconds),
+            "sqlite3_shell_readings_per_cpu_second": None if not shell_cpu else round(readings / shell_cpu),
             "python_executemany_seconds": round(executemany_seconds, 2),
+            "python_executemany_cpu_seconds": round(executemany_cpu, 2),
             "python_executemany_readings_per_second": round(readings / executemany_seconds),
+            "python_executemany_readings_per_cpu_second": round(readings / executemany_cpu),
         }
 
 

@@ -590,14 +590,21 @@ def import_section(report: Report) -> None:
     rate = result["cli_readings_per_second"]
     shell = result["sqlite3_shell_readings_per_second"]
     executemany = result["python_executemany_readings_per_second"]
-    reference = f"Python sqlite3 executemany into a plain table: {fmt(executemany)}/s"
+    reference = (
+        f"Python sqlite3 executemany into a plain table: {fmt(executemany)}/s "
+        f"({fmt(result['python_executemany_readings_per_cpu_second'])} per CPU s)"
+    )
     if shell:
-        reference = f"sqlite3 shell .import into a plain table: {fmt(shell)}/s; " + reference
+        reference = (
+            f"sqlite3 shell .import into a plain table: {fmt(shell)}/s "
+            f"({fmt(result['sqlite3_shell_readings_per_cpu_second'])} per CPU s); " + reference
+        )
     report.add(
         Row(
             "11",
             f"cli.py import-readings, {readings:,}-reading CSV on SQLite: readings/s (wall, start-up included)",
-            f"{fmt(rate)}/s ({result['cli_wall_seconds']:.1f} s wall, {result['cli_cpu_seconds']:.1f} s CPU); "
+            f"{fmt(rate)}/s ({result['cli_wall_seconds']:.1f} s wall; {result['cli_cpu_seconds']:.1f} s CPU: "
+            f"{fmt(result['cli_readings_per_cpu_second'])} per CPU s); "
             f"resumed run {result['resumed_wall_seconds']:.1f} s",
             reference,
             f"{rate / (shell or executemany):.2f}",

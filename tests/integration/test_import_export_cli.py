@@ -78,7 +78,8 @@ def test_help_lists_every_command_on_one_line_and_every_command_answers_help():
     assert top.returncode == 0
     commands = listed_commands(top.stdout)
     for wanted in ("migrate", "demo", "dsmr-key", "create-admin", "import-readings", "export-readings"):
-        assert commands.get(wanted), f"{wanted} is not listed with a line of help:\n{top.stdout}"
+        assert wanted in commands, f"{wanted} is not listed:\n{top.stdout}"
+    assert all(commands.values()), f"a command without its line of help:\n{top.stdout}"
     # Each command's own --help, in one process (each subprocess costs a second on a loaded machine).
     script = (
         "import sys; sys.path.insert(0, 'src'); import cli\n"
