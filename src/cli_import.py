@@ -98,6 +98,10 @@ def run_import_command(config: Config, args: argparse.Namespace) -> int:
         if args.command == "export-readings":
             return _export(args)
         return _import(config, args)
+    except KeyboardInterrupt:
+        if args.command == "import-readings":
+            print("\ninterrupted: what was committed stays; run the same import again to finish it", file=sys.stderr)
+        return 130
     finally:
         db.close()
 
