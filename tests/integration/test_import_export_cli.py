@@ -298,3 +298,31 @@ def test_oms_json_lines_are_checked_like_the_api_and_stored_once(tmp_path, datab
         assert oms_repo.counts()["messages"] == 3
     finally:
         db.close_all()
+
+
+def test_a_telegram_at_a_stored_instant_with_other_values_is_bad_and_all_or_nothing_rolls_the_file_back(
+    tmp_path, database_url
+):
+    text, times = telegram_file(3)
+    rng = random.Random(8)
+    clash = make_telegram(
+        "v5",
+        rng,
+        timestamp=times[1],
+        equipment_id="E0001234567890",
+        electricity_delivered_1=Decimal("999.000"),
+        electricity_delivered_2=Decimal("200.000"),
+        electricity_returned_1=Decimal("1.000"),
+        electricity_returned_2=Decimal("2.000"),
+    )
+    path = write(tmp_path, "clash.txt", text + clash)
+    clash_line = text.count("\n") + 1
+    refused = run_cli(database_url, "import-readings", "--all-or-nothing", path)
+    assert refused.returncode == 1
+    assert f"line {clash_line}: " in refused.stderr and "already has another reading" in refused.stderr
+    assert "nothing was stored" in refused.stdout
+    assert dsmr_readings(database_url) == 0
+    kept = run_cli(database_url, "import-readings", path)
+    assert "4 telegrams read: 3 stored, 0 already present, 1 bad" in kept.stdout
+    assert dsmr_readings(database_url) == 3
+    assert_statistics_verified(database_url)
