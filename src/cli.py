@@ -1,5 +1,5 @@
 """Operator commands: `python src/cli.py COMMAND`, one of migrate, prepare, demo, rebuild-rollups, dsmr-key,
-delete, create-admin and verify-statistics (`--help` lists them)."""
+delete, create-admin, verify-statistics and the closed-mode commands (`--help` lists them)."""
 
 from __future__ import annotations
 
