@@ -1,5 +1,5 @@
 """Operator commands: `python src/cli.py COMMAND`, one of migrate, prepare, demo, rebuild-rollups, dsmr-key,
-delete, create-admin, verify-statistics and the closed-mode commands (`--help` lists them)."""
+delete, create-admin and verify-statistics (`--help` lists them)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent; DEMO=0 skips it)")
     commands.add_parser("rebuild-rollups", help="recompute every meter's hourly energy")
     add_dsmr_commands(commands)
+    add_access_commands(commands)
     admin_command = commands.add_parser(
         "create-admin", help="create an admin account (password from ADMIN_PASSWORD, or asked twice)"
     )
@@ -89,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     admin_command.add_argument("--email", default="", help="needed to create an admin, not to promote one")
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     add_statistics_commands(commands)
-    add_access_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -101,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return verify_statistics(config, args)
     elif args.command in DSMR_COMMANDS:
         return run_dsmr_command(config, args)
-    elif args.command in ACCESS_COMMANDS:
-        return run_access_command(args)
     elif args.command == "create-admin":
         return create_admin(args.username, args.email, promote=args.promote)
+    elif args.command in ACCESS_COMMANDS:
+        return run_access_command(args)
     elif args.command == "rebuild-rollups":
         print(f"rebuilt {readings_repo.rebuild_rollups(config.max_reading_gap_seconds)} meters")
     else:
