@@ -27,6 +27,7 @@ from connexion.options import SwaggerUIOptions  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import closed_mode  # noqa: E402
 import errors  # noqa: E402
 import mqtt_publisher  # noqa: E402
 import observability  # noqa: E402
@@ -84,7 +85,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
         db.open_database(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
     app = connexion.FlaskApp(__name__, specification_dir=SPEC_DIR, jsonifier=jsonifier())
     app.add_api(
-        "openapi.yaml",
+        closed_mode.specification(SPEC_DIR / "openapi.yaml", config.require_auth),
         pythonic_params=True,
         # Unknown query parameters answer 400 naming them (form fields stay lenient: validation.py).
         strict_validation=True,

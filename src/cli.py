@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cli_access import ACCESS_COMMANDS, add_access_commands, run_access_command  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
 from cli_import import IMPORT_COMMANDS, add_import_commands, run_import_command  # noqa: E402
 from cli_statistics import add_statistics_commands, verify_statistics  # noqa: E402
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent; DEMO=0 skips it)")
     commands.add_parser("rebuild-rollups", help="recompute every meter's hourly energy")
     add_dsmr_commands(commands)
+    add_access_commands(commands)
     admin_command = commands.add_parser(
         "create-admin", help="create an admin account (password from ADMIN_PASSWORD, or asked twice)"
     )
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_dsmr_command(config, args)
     elif args.command == "create-admin":
         return create_admin(args.username, args.email, promote=args.promote)
+    elif args.command in ACCESS_COMMANDS:
+        return run_access_command(args)
     elif args.command == "rebuild-rollups":
         print(f"rebuilt {readings_repo.rebuild_rollups(config.max_reading_gap_seconds)} meters")
     else:

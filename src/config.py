@@ -113,6 +113,8 @@ class Config:
     modbus_concurrency: int = 100  # hosts talked to at once in a round
     # DSMR statistics (issue 15): readings further apart than this book nothing between them (an outage).
     dsmr_max_gap_seconds: int = 3600
+    # Closed mode (README "Closed mode"): the JOI and OMS endpoints need a device key or a user's token.
+    require_auth: bool = False
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -229,6 +231,7 @@ class Config:
             modbus_timeout_seconds=_float("MODBUS_TIMEOUT_SECONDS", 3.0),
             modbus_concurrency=_int("MODBUS_CONCURRENCY", 100),
             dsmr_max_gap_seconds=_int("DSMR_MAX_GAP_SECONDS", 3600),
+            require_auth=_flag("REQUIRE_AUTH", False),
         )
         values.update(overrides)
         return cls(**values)

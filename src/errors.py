@@ -7,9 +7,11 @@ import logging
 import orjson
 from connexion import FlaskApp
 from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
+from connexion.exceptions import Unauthorized as ConnexionUnauthorized
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 
+from controllers.access import DEVICE_CHALLENGE, challenge
 from domain.errors import DomainError
 from repository.db import UNAVAILABLE_ERRORS
 
@@ -28,7 +30,27 @@ def bounded(detail: str | None) -> str:
 
 def domain_error(request: ConnexionRequest, error: DomainError) -> ConnexionResponse:
     extra = {"field": error.field} if error.field else None
-    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra, headers=error.headers)
+    headers = error.headers
+    if error.status == 401 and "WWW-Authenticate" not in (headers or {}):
+        headers = {**(headers or {}), "WWW-Authenticate": challenge(request.url.path)}
+    return problem(status=error.status, title=error.title, detail=error.detail, ext=extra, headers=headers)
+
+
+def missing_credentials(request: ConnexionRequest, error: ConnexionUnauthorized) -> ConnexionResponse:
+    """Connexion's 401 for a request that sent none of the credentials the operation takes: a 401 names the
+    scheme to use (WWW-Authenticate), and the detail says what to send."""
+    path = request.url.path
+    wanted = (
+        "send the device key as X-API-Key (or a token as Authorization: Token <token>)"
+        if challenge(path) == DEVICE_CHALLENGE
+        else "send your token as Authorization: Token <token> (from POST /auth/login)"
+    )
+    return problem(
+        status=401,
+        title="Unauthorized",
+        detail=bounded(f"{error.detail}: {wanted}"),
+        headers={"WWW-Authenticate": challenge(path)},
+    )
 
 
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
@@ -62,6 +84,7 @@ def unsupported_media_type(request: ConnexionRequest, error: UnsupportedMediaTyp
 
 def register(app: FlaskApp) -> None:
     app.add_error_handler(DomainError, domain_error)
+    app.add_error_handler(ConnexionUnauthorized, missing_credentials)
     app.add_error_handler(BadRequestProblem, bad_request)
     app.add_error_handler(UnsupportedMediaTypeProblem, unsupported_media_type)
     for error_type in UNAVAILABLE_ERRORS:

@@ -22,7 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config import Config
+from controllers.access import caller_in_scope
 from controllers.readings import store_readings
+from domain.access import Caller
 from jsonify import json_default
 from repository import db
 from validation import PARSED_BODY_KEY
@@ -49,7 +51,7 @@ class ReadingsStoreFastPath:
         ):
             await self.next_app(scope, receive, send)
             return
-        answer = await run_in_threadpool(self._store, scope[PARSED_BODY_KEY])
+        answer = await run_in_threadpool(self._store, scope[PARSED_BODY_KEY], caller_in_scope(scope, self.config))
         body = orjson.dumps(answer, default=json_default)
         await send(
             {
@@ -60,12 +62,12 @@ class ReadingsStoreFastPath:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def _store(self, body: dict) -> dict:
+    def _store(self, body: dict, who: Caller) -> dict:
         # A pooled connection for this thread, given back whatever happens (as Flask's
         # before_request / teardown_request do on the other path).
         with _connections:
             db.connect()
             try:
-                return store_readings(body, self.config)
+                return store_readings(body, self.config, who)
             finally:
                 db.close()

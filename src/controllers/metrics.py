@@ -8,6 +8,7 @@ from connexion.problem import problem
 from flask import Response, request
 
 import metrics
+from controllers.access import may_scrape_as_admin
 from controllers.context import settings
 
 
@@ -15,7 +16,16 @@ def scrape():
     config = settings()
     if not config.metrics_enabled:
         return problem(status=404, title="Not Found", detail="Metrics are switched off (METRICS_ENABLED=0).")
-    if config.metrics_token is not None and not _bearer_matches(config.metrics_token):
+    if config.require_auth and config.metrics_token is None:
+        if not may_scrape_as_admin(request.headers.get("Authorization")):
+            return problem(
+                status=401,
+                title="Unauthorized",
+                detail="REQUIRE_AUTH is on and METRICS_TOKEN is not set: the metrics are for an admin's token "
+                "(Authorization: Token <token>); set METRICS_TOKEN for a scraper.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    elif config.metrics_token is not None and not _bearer_matches(config.metrics_token):
         return problem(
             status=401,
             title="Unauthorized",

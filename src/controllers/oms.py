@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Response
 
 import ingest_events
+from controllers.access import caller, require_oms_export, require_oms_write
 from controllers.responses import json_response
 from domain.errors import InvalidInput
 from domain.oms import export_rows, iter_csv_lines, manufacturer_code, message_from_json
@@ -21,11 +22,13 @@ STREAM_BLOCK_BYTES = 64 * 1024
 
 def commit(body: dict):
     message = message_from_json(body)
+    require_oms_write(caller(), (message.device.manufacturer, message.device.identnr))
     ingest_events.oms_message_stored(message, new=oms_repo.store_message(message))
     return Response(COMMITTED, status=200, mimetype="text/plain")
 
 
 def export(since: str | None = None, until: str | None = None, manufacturer: str = "number"):
+    require_oms_export()
     window_start, window_end = _window(since, until)
     messages = oms_repo.latest_messages(window_start, window_end)
     ingest_events.oms_export_started()
@@ -40,6 +43,7 @@ def export(since: str | None = None, until: str | None = None, manufacturer: str
 
 
 def list_devices(limit: int = 100, offset: int = 0):
+    require_oms_export()
     page, total = oms_repo.devices(limit, offset)
     return json_response(
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from controllers.access import require_meter_read
 from controllers.context import settings
 from controllers.readings import check_window
 from controllers.responses import json_response
@@ -37,6 +38,7 @@ def recommend(smart_meter_id: str, limit: int | None = None, from_: int | None =
 
 
 def _compare(meter_id: str, from_: int | None, to: int | None) -> tariffs.PlanComparison:
+    require_meter_read(meter_id)
     check_window(from_, to)
     bounds = readings_repo.period(meter_id)
     if bounds is None:

@@ -9,8 +9,10 @@ from flask import request
 
 import ingest_events
 from config import Config
+from controllers.access import caller, require_meter_read, require_meter_write
 from controllers.context import now, settings
 from controllers.responses import json_response
+from domain.access import OPEN, Caller
 from domain.errors import InvalidInput, NotFound
 from domain.usage import SampleColumns, check_readings
 from repository import dsmr as dsmr_repo
@@ -18,13 +20,14 @@ from repository import readings as readings_repo
 
 
 def store(body: dict):
-    return json_response(store_readings(body, settings()))
+    return json_response(store_readings(body, settings(), caller()))
 
 
-def store_readings(body: dict, config: Config) -> dict:
+def store_readings(body: dict, config: Config, who: Caller = OPEN) -> dict:
     """POST /readings/store without Flask: the controller above and the ASGI fast path (fastpath.py)
     both answer through this. Returns the JSON body of the 200 answer."""
     meter_id = body["smartMeterId"]
+    require_meter_write(who, meter_id)
     sent = body["electricityReadings"]
     # Columns rather than a Reading per sample: a batch holds up to 10,000 of them.
     times = [item["time"] for item in sent]
@@ -47,6 +50,7 @@ def read(
 ):
     """The seed's plain list; with `limit`, a page of it, and a `Link: <...>; rel="next"` header while
     more readings follow (its `after` is the last time on this page: the next page is an index seek)."""
+    require_meter_read(smart_meter_id)
     check_window(from_, to)
     start = from_ if after is None else max(after + 1, from_ or 0)
     samples = readings_repo.samples_between(smart_meter_id, start, to, None if limit is None else limit + 1)

@@ -14,13 +14,13 @@ import peewee
 from playhouse.migrate import SchemaMigrator
 
 from repository.db import database
-from repository.migrations import accounts, dsmr, joi, mailings, modbus, oms, silesia
+from repository.migrations import access, accounts, dsmr, joi, mailings, modbus, oms, silesia
 from repository.migrations import tasks as tasks_migrations
 
 Migration = tuple[str, Callable[[SchemaMigrator, peewee.Database], None]]
 
 # Areas in the order they were introduced; a new area appends its module here.
-AREAS = [joi, oms, dsmr, tasks_migrations, mailings, accounts, silesia, modbus]
+AREAS = [joi, oms, dsmr, tasks_migrations, mailings, accounts, silesia, modbus, access]
 
 
 class AppliedMigration(peewee.Model):
