@@ -30,7 +30,7 @@ from tests.support.workers import flush_queue, queue_settings
 DSMR_KEY = "crash-test-key"
 SEND_CONCURRENCY = 5
 # A uvicorn worker alone (its supervisor replaces it) or the whole service (restarted by the test), in turn.
-KILLS = ("web", "all", "web", "all")
+KILLS = ("web", "all", "web")
 SETTLE_SECONDS = 60  # bound for the queue worker to send every message once the load has stopped
 
 
