@@ -37,6 +37,7 @@ class Ack:
     kind: str  # "joi", "dsmr", "oms", "client"
     key: object  # joi: (meter, ((time, reading), ...)); dsmr: epoch second; oms: identnr; client: phone
     status: int | None  # None: no answer (connection refused, reset, or cut by a kill)
+    sent_at: float  # time.monotonic() when it was sent
     seconds: float  # from sending to the answer (or to the failure)
     retry_after: str | None = None
 
@@ -81,6 +82,7 @@ class Load:
     threads: int = 4
     seed: int = 0
     clients: bool = True
+    timeout: float = REQUEST_TIMEOUT_SECONDS  # an answer slower than this counts as none (a hang)
     acks: list[Ack] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,7 +101,7 @@ class Load:
     def stop(self) -> None:
         self._stop.set()
         for worker in self._workers:
-            worker.join(timeout=REQUEST_TIMEOUT_SECONDS + 5)
+            worker.join(timeout=self.timeout + 5)
 
     def count(self, acknowledged: bool = True) -> int:
         with self._lock:
@@ -117,7 +119,7 @@ class Load:
     def _run(self, number: int) -> None:
         rng = random.Random(self.seed * 1000 + number)
         state = {"joi_time": self._first_time, "dsmr": 0, "oms": 0, "client": 0}
-        with httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        with httpx.Client(base_url=self.base_url, timeout=self.timeout) as http:
             while not self._stop.is_set():
                 choice = rng.random()
                 if number == 0 and self.dsmr_key and choice < 0.25:
@@ -138,7 +140,7 @@ class Load:
             status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.TransportError:
             status, retry_after = None, None
-        ack = Ack(kind, key, status, time.monotonic() - began, retry_after)
+        ack = Ack(kind, key, status, began, time.monotonic() - began, retry_after)
         with self._lock:
             self.acks.append(ack)
         if status is None:
