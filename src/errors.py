@@ -11,7 +11,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.problem import problem
 
 from domain.errors import DomainError
-from repository.db import UNAVAILABLE_ERRORS
+from repository.db import UNAVAILABLE_ERRORS, unmasked
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,30 @@ def domain_error(request: ConnexionRequest, error: DomainError) -> ConnexionResp
     return problem(status=error.status, title=error.title, detail=error.detail, ext=extra, headers=error.headers)
 
 
+# SQLite's SQLITE_FULL, and PostgreSQL's disk_full (SQLSTATE 53100) as psycopg2 raises it inside peewee's error.
+SQLITE_FULL_MESSAGE = "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+
+
+def storage_full(error: BaseException | None) -> bool:
+    error = unmasked(error) if error is not None else None
+    while error is not None:
+        original = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
+        if SQLITE_FULL_MESSAGE in str(original) or getattr(original, "pgcode", None) == POSTGRES_DISK_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    if storage_full(error):  # 503, as every operation declares, with the reason an operator must act on
+        log.error("database storage is full: %s", unmasked(error))
+        return problem(
+            status=503,
+            title="Service Unavailable",
+            detail="The database's storage is full; nothing was changed. Retry once space is freed.",
+            headers={"Retry-After": "60"},
+        )
     log.warning("database unavailable: %s", error)
     return problem(
         status=503,
