@@ -67,9 +67,7 @@ def all_sent(mailing_id: int, clients: int) -> bool:
     return counts.get("SENT", 0) == clients and sum(counts.values()) == clients
 
 
-def test_writes_answered_2xx_survive_repeated_sigkills_and_nothing_else_is_half_there(
-    database, database_url, tmp_path
-):
+def test_writes_answered_2xx_survive_repeated_sigkills_and_nothing_else_is_half_there(database, database_url, tmp_path):
     rng = random.Random(16)
     server = SendServer(delay=0.05)
     with Running(server) as sending:

@@ -46,9 +46,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_a_database_outage_mid_load_is_503_with_retry_after_and_the_service_recovers_by_itself(
-    postgres, tmp_path
-):
+def test_a_database_outage_mid_load_is_503_with_retry_after_and_the_service_recovers_by_itself(postgres, tmp_path):
     env = {
         "DATABASE_URL": postgres.url,
         "AUTO_MIGRATE": "0",

@@ -47,15 +47,18 @@ class Ack:
 
 
 def oms_message(identnr: int) -> dict:
+    def record(value, dimension: str, storagenr: int) -> dict:
+        return {"value": value, "tariff": 0, "subunit": 0, "dimension": dimension, "storagenr": storagenr}
+
     return {
         "data": [
-            {"value": "2020-06-26T06:49:00.000000", "tariff": 0, "subunit": 0, "dimension": "Time Point (time & date)", "storagenr": 0},
-            {"value": identnr % 100_000, "tariff": 0, "subunit": 0, "dimension": "Energy (kWh)", "storagenr": 0},
-            {"value": "2019-09-30T00:00:00.000000", "tariff": 0, "subunit": 0, "dimension": "Time Point (date)", "storagenr": 1},
-            {"value": 16274, "tariff": 0, "subunit": 0, "dimension": "Energy (kWh)", "storagenr": 1},
+            record("2020-06-26T06:49:00.000000", "Time Point (time & date)", 0),
+            record(identnr % 100_000, "Energy (kWh)", 0),
+            record("2019-09-30T00:00:00.000000", "Time Point (date)", 1),
+            record(16274, "Energy (kWh)", 1),
         ],
         "device": {"type": 4, "status": 0, "identnr": identnr, "version": 0, "accessnr": 156, "manufacturer": 5317},
-    }  # fmt: skip
+    }
 
 
 OMS_RECORDS = len(oms_message(0)["data"])
