@@ -124,3 +124,5 @@ def test_writes_answered_2xx_survive_repeated_sigkills_and_nothing_else_is_half_
     repeats = sum(times - 1 for times in accepted.values())
     assert repeats <= SEND_CONCURRENCY * KILLS.count("all")  # only what was in flight when a worker died
     assert load.count(acknowledged=True) > 100
+    assert {ack.status for ack in acks if ack.status is not None and ack.status >= 400} <= {400, 503}
+    assert any(ack.status == 400 for ack in acks)  # the refused batches were tried, and left nothing

@@ -1,7 +1,8 @@
 """What the load's answers promised, checked against the database (the open `repository.db` connection).
 
 `problems(acks)` lists every broken promise: a write answered 2xx that is not there as sent, or a write
-answered otherwise (or not at all) that is there in part. An empty list is the pass.
+answered otherwise (or not at all) that is there in part, or a write refused with a 4xx that left anything
+behind. An empty list is the pass.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def problems(acks: list[Ack]) -> list[str]:
             found.append(f"JOI batch answered {ack.status} is missing {present.count(False)} of {len(readings)}")
         if not ack.acknowledged and any(present) and not all(present):
             found.append(f"JOI batch answered {ack.status} is half there: {present.count(True)} of {len(readings)}")
+        if ack.status is not None and 400 <= ack.status < 500 and any(present):
+            found.append(f"JOI batch answered {ack.status} left {present.count(True)} of {len(readings)} behind")
 
     dsmr = by_kind["dsmr"]
     stored: set[int] = set()

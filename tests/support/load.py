@@ -7,7 +7,8 @@
 Writes never collide: each thread owns its JOI meter, its OMS device numbers and its client phones, and
 DSMR telegrams (one installation, whose readings must come in time order) are posted by thread 0 only, so
 what a write left behind can be told from what any other left. A write that got no answer (the server was
-killed mid-request) or an error is not retried: it may be all there or not there, never half.
+killed mid-request) or a 5xx is not retried: it may be all there or not there, never half. A share of the
+JOI batches is invalid (a negative reading last): 400, and nothing of it may be there.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ DSMR_EQUIPMENT_ID = "E0044404018311117"
 CLIENT_TAG = "LOAD"
 OMS_FIRST_IDENTNR = 10_000_000
 REQUEST_TIMEOUT_SECONDS = 30
+INVALID_SHARE = 0.1  # of JOI batches
 
 
 @dataclass
@@ -154,6 +156,8 @@ class Load:
         first = state["joi_time"]
         state["joi_time"] += size * JOI_STEP_SECONDS
         readings = tuple((first + i * JOI_STEP_SECONDS, round(rng.uniform(0.1, 5.0), 4)) for i in range(size))
+        if size > 1 and rng.random() < INVALID_SHARE:  # a negative last reading: 400, and none of it stored
+            readings = (*readings[:-1], (readings[-1][0], -1.0))
         body = {"smartMeterId": meter, "electricityReadings": [{"time": t, "reading": r} for t, r in readings]}
         self._send(http, "joi", (meter, readings), "POST", "/readings/store", json=body)
 
