@@ -105,5 +105,5 @@ def summary(acks: list[Ack]) -> dict[str, int]:
     """Counts per kind and answer, for the test's report (`-s` or a failure shows them)."""
     counts: dict[str, int] = defaultdict(int)
     for ack in acks:
-        counts[f"{ack.kind} {ack.status if ack.status is not None else 'no answer'}"] += 1
+        counts[f"{ack.kind} {ack.status if ack.status is not None else ack.failure}"] += 1
     return dict(sorted(counts.items()))

@@ -42,6 +42,7 @@ class Ack:
     sent_at: float  # time.monotonic() when it was sent
     seconds: float  # from sending to the answer (or to the failure)
     retry_after: str | None = None
+    failure: str | None = None  # without an answer: "refused", or "cut (ReadError)" and the like
 
     @property
     def acknowledged(self) -> bool:
@@ -140,12 +141,15 @@ class Load:
 
     def _send(self, http: httpx.Client, kind: str, key: object, method: str, path: str, **kwargs) -> None:
         began = time.monotonic()
+        status = retry_after = failure = None
         try:
             response = http.request(method, path, **kwargs)
             status, retry_after = response.status_code, response.headers.get("retry-after")
-        except httpx.TransportError:
-            status, retry_after = None, None
-        ack = Ack(kind, key, status, began, time.monotonic() - began, retry_after)
+        except httpx.ConnectError:
+            failure = "refused"  # never reached the service (it was down)
+        except httpx.TransportError as error:
+            failure = f"cut ({type(error).__name__})"  # in flight when the server died, or past the timeout
+        ack = Ack(kind, key, status, began, time.monotonic() - began, retry_after, failure)
         with self._lock:
             self.acks.append(ack)
         if status is None:
