@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 from repository import db
@@ -25,7 +26,18 @@ from tests.support.service import ROOT, Service
 # A request may wait POOL_WAIT_SECONDS (10) for a pooled connection before its 503; 5 s more is the bound.
 ANSWER_BOUND_SECONDS = 15
 DSMR_KEY = "outage-test-key"
+KEY = {"X-AUTHKEY": DSMR_KEY}
 UNAVAILABLE_ANSWERS = 30  # 503s to see before the database comes back
+READS = (
+    "/health",
+    "/readings/read/load-2-0",
+    "/price-plans/compare-all/load-2-0",
+    "/export",
+    "/oms/devices",
+    "/api/v1/mailings/",
+    "/api/v1/clients/",
+    "/api/v2/datalogger/dsmrreading?limit=1",
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +48,10 @@ def postgres():
     server.start()
     yield server
     server.remove()
+
+
+def invalid(ack) -> bool:
+    return ack.kind == "joi" and any(reading < 0 for _time, reading in ack.key[1])
 
 
 def wait_for(condition, seconds: float, what: str) -> None:
@@ -75,6 +91,7 @@ def test_a_database_outage_mid_load_is_503_with_retry_after_and_the_service_reco
             return sum(1 for ack in list(load.acks) if ack.sent_at > down_at and ack.status == 503)
 
         wait_for(lambda: unavailable_answers() >= UNAVAILABLE_ANSWERS, 60, "no 503s came")
+        reads = {path: httpx.get(f"{service.url}{path}", headers=KEY, timeout=ANSWER_BOUND_SECONDS) for path in READS}
         restart_at = time.monotonic()
         postgres.start()
         back_at = time.monotonic()
@@ -92,7 +109,12 @@ def test_a_database_outage_mid_load_is_503_with_retry_after_and_the_service_reco
         f"outage {back_at - stopped_at:.1f} s; answers during it: {ledger.summary(outage)}; first 2xx "
         f"{first_2xx:.1f} s after the database was back; answers after: {ledger.summary(after)}"
     )
-    assert outage and all(ack.status == 503 and ack.retry_after for ack in outage)
+    refused = [ack for ack in outage if invalid(ack)]  # checked before the database is asked: 400 still
+    assert refused and all(ack.status == 400 for ack in refused)
+    assert all(ack.status == 503 and ack.retry_after for ack in outage if not invalid(ack))
+    assert {path: (read.status_code, "retry-after" in read.headers) for path, read in reads.items()} == {
+        path: (503, True) for path in READS
+    }
     assert all(ack.status is not None for ack in acks)  # no hang past the bound, no dropped connection
     assert not [ack.status for ack in acks if ack.status >= 500 and ack.status != 503]
     assert survived and service.starts == 1 and serving == service.process.pid  # recovered without a restart
