@@ -89,3 +89,33 @@ def test_a_full_disk_refuses_the_write_keeps_what_it_had_and_stores_again_once_s
     db.close_all()
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_group_commit_batch_that_fills_the_disk_stores_none_of_it_and_tells_every_writer_so(small_disk):
+    """SQLite rolls the whole transaction back when the disk fills up mid-transaction (a write larger than its
+    page cache spills to the WAL before the commit): the writes of the batch before the failing
+    one are gone with it, and none after it may run outside the transaction and commit alone while its
+    writer hears an error."""
+    from app import prepare_database
+    from errors import storage_full
+    from repository import readings as readings_repo
+
+    prepare_database(Config(database_url=f"sqlite:///{small_disk / 'joi.sqlite3'}"))
+    db.connect()
+    filler = fill(small_disk, leave_bytes=256 * 1024)
+    db.database.execute_sql("PRAGMA cache_size = 20")  # pages: the big write spills to the WAL mid-batch
+
+    def small(meter: str):
+        return lambda: readings_repo.store(meter, [(1_700_000_000, 1.0)], 3600)
+
+    def big():
+        readings_repo.store("big", [(1_700_000_000 + i * 60, 1.0) for i in range(50_000)], 3600)
+
+    batch = [db._GroupedWrite(small("before")), db._GroupedWrite(big), db._GroupedWrite(small("after"))]
+    db._GroupCommit._execute(batch)
+
+    assert [storage_full(item.error) for item in batch] == [True, True, True]
+    assert readings_repo.MeterSample.select().count() == 0
+    filler.unlink()
+    db.grouped_write(small("after"))  # the same connection stores again once there is room
+    assert readings_repo.MeterSample.select().count() == 1
