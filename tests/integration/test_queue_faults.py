@@ -22,7 +22,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.send_server import Running, SendServer
 from tests.support.workers import Worker
 
-CLIENTS = 150
+CLIENTS = 200
 SEND_CONCURRENCY = 5
 OUTAGE_TICKS = 15
 SEND = {
@@ -67,7 +67,7 @@ def phone(n: int) -> str:
 def test_mailing_messages_outlive_broker_crashes_and_a_worker_kill_sent_once_but_for_what_was_in_flight(
     broker, mailing_database, tmp_path
 ):
-    server = SendServer(delay=0.05)
+    server = SendServer(delay=0.1)  # 5 in flight: about 50 a second
     repo.create_clients([Client(phone(n), "900", "UTC") for n in range(CLIENTS)])
     start = datetime.now(UTC)
     mailing = repo.create_mailing(
@@ -94,6 +94,7 @@ def test_mailing_messages_outlive_broker_crashes_and_a_worker_kill_sent_once_but
             assert worker.process.poll() is None  # it outlived the broker
 
             sent_before_kill = {m.id for m in repo.messages(mailing.id, 1000, 0, status="SENT")[0]}
+            assert len(sent_before_kill) < CLIENTS  # the kill comes mid-mailing
             broker.crash()
             worker.kill()
             killed_at = time.time()
