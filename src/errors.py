@@ -39,7 +39,7 @@ POSTGRES_DISK_FULL = "53100"
 def storage_full(error: BaseException | None) -> bool:
     error = unmasked(error) if error is not None else None
     while error is not None:
-        original = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
+        original = getattr(error, "orig", None) or error  # peewee keeps the driver's error there
         if SQLITE_FULL_MESSAGE in str(original) or getattr(original, "pgcode", None) == POSTGRES_DISK_FULL:
             return True
         error = error.__cause__ or error.__context__
