@@ -276,9 +276,10 @@ class Dispatcher:
         url = f"{self.settings.send_api_url.rstrip('/')}/send/{message.id}"
         body = {"id": message.id, "phone": int(message.client.phone), "text": message.mailing.text}
         log.debug("%s POST %s phone=%s timeout=%.2fs", _ids(message), url, message.client.phone, budget)
+        client = self._http()  # made on first use: outside the request's time budget
         try:
             async with asyncio.timeout(budget):
-                response = await self._http().post(url, json=body, timeout=budget)
+                response = await client.post(url, json=body, timeout=budget)
         except (TimeoutError, httpx.TimeoutException):
             return SendOutcome(False, f"no answer within {budget:.2f}s")
         except httpx.HTTPError as error:
@@ -294,9 +295,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, connections: int, per_shard: int = SHARD_CONNECTIONS):
         count = max(1, -(-connections // per_shard))
         sizes = [connections // count + (1 if n < connections % count else 0) for n in range(count)]
+        tls = httpx.create_ssl_context(trust_env=False)  # one for all: loading the CA bundle takes a while
         self._pools = [
             httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size), trust_env=False
+                verify=tls, limits=httpx.Limits(max_connections=size, max_keepalive_connections=size), trust_env=False
             )
             for size in sizes
         ]
