@@ -21,8 +21,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+## make install: the runtime packages in .venv (make install-dev: the test and lint tools too)
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+
+## make help: these targets, then the CLI's commands (src/cli.py --help; each takes --help too)
+.PHONY: help
+help:
+	@grep -h '^## ' $(MAKEFILE_LIST) | sed 's/^## //'
+	@echo
+	@if [ -x $(BIN)/python ]; then $(BIN)/python src/cli.py --help | sed -n '/^commands:/,$$p'; \
+	else echo "CLI commands: run make install first, then make help (or $(BIN)/python src/cli.py --help)"; fi
 
 ## make run: install, migrate, load the demo week (default database only; DEMO=1/0), serve on $(HOST):$(PORT)
 run: install
@@ -47,6 +56,7 @@ dsmr-key: install
 admin: install
 	$(BIN)/python src/cli.py create-admin --username "$(ADMIN_USERNAME)" --email "$(ADMIN_EMAIL)" $(if $(PROMOTE),--promote)
 
+## make migrate: create or migrate the database (DATABASE_URL; default var/joi.sqlite3)
 migrate: install
 	$(BIN)/python src/cli.py migrate
 
@@ -54,6 +64,7 @@ migrate: install
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make lint: ruff check and ruff format --check (make format fixes what it can)
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -70,11 +81,13 @@ format: install-dev
 fuzz: install-dev
 	$(BIN)/python tests/fuzz.py
 
+## make bench: every benchmark section beside its reference, written to bench/results.md (make bench-quick: shorter)
 bench: install-dev
 	$(BIN)/python bench/run.py
 
 bench-quick: install-dev
 	$(BIN)/python bench/run.py --quick
 
+## make clean: remove .venv, var/ and the tool caches
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -19,6 +19,8 @@ Sections (targets are ratios, because shared machines are noisy):
      connections vs a plain Flask app answering a fixed body of the same size        >= 0.5; 1 conn p50 <= 1.5 ms
   10 a fleet of 1,000 P1 meters, each posting every 10 s for 60 s (v1 telegrams, then v2 readings):
      p99 <= 50 ms, every telegram stored, statistics equal to verify-statistics' recomputation
+  11 `cli.py import-readings` of a 1,000,000-reading CSV (a subprocess, start-up included): readings/s vs the
+     sqlite3 shell's `.import` and Python's executemany of the same rows into a plain table  >= 200,000/s
 The plain Flask reference is bench/echo_app.py served by gunicorn (sync workers, one per core), as Flask apps
 are deployed; sections 1 and 2 also report the same echo inside uvicorn via a2wsgi (how Connexion serves ours).
 Sections 1 and 2 run with SQLITE_SYNCHRONOUS=FULL (the default, which the target applies to) and NORMAL.
@@ -576,6 +578,61 @@ def modbus_section(report: Report) -> None:
     report.note("7", json.dumps(result))
 
 
+# ------------------------------------------------------------------------------------------ section 11
+
+
+def import_section(report: Report) -> None:
+    """bench/import_bench.py: the CLI import as a user runs it, beside sqlite3's own bulk loads (same file)."""
+    import import_bench
+
+    readings = import_bench.READINGS if report.profile.name == "full" else 200_000
+    result = import_bench.measure_sqlite(readings)
+    rate = result["cli_readings_per_second"]
+    shell = result["sqlite3_shell_readings_per_second"]
+    executemany = result["python_executemany_readings_per_second"]
+    reference = (
+        f"Python sqlite3 executemany into a plain table: {fmt(executemany)}/s "
+        f"({fmt(result['python_executemany_readings_per_cpu_second'])} per CPU s)"
+    )
+    if shell:
+        reference = (
+            f"sqlite3 shell .import into a plain table: {fmt(shell)}/s "
+            f"({fmt(result['sqlite3_shell_readings_per_cpu_second'])} per CPU s); " + reference
+        )
+    report.add(
+        Row(
+            "11",
+            f"cli.py import-readings, {readings:,}-reading CSV on SQLite: readings/s (wall, start-up included)",
+            f"{fmt(rate)}/s ({result['cli_wall_seconds']:.1f} s wall; {result['cli_cpu_seconds']:.1f} s CPU: "
+            f"{fmt(result['cli_readings_per_cpu_second'])} per CPU s); "
+            f"resumed run {result['resumed_wall_seconds']:.1f} s",
+            reference,
+            f"{rate / (shell or executemany):.2f}",
+            ">= 200,000/s; statistics verified",
+            verdict(rate >= 200_000 and result["verify_statistics"].startswith("statistics agree")),
+        )
+    )
+    report.note("11", json.dumps(result))
+    reason = servers.postgres_available()
+    if reason:
+        report.note("11", f"PostgreSQL: not available ({reason})")
+        return
+    postgres = import_bench.measure_postgres(servers.POSTGRES_BENCH_URL, readings)
+    report.add(
+        Row(
+            "11",
+            f"cli.py import-readings, {readings:,}-reading CSV on PostgreSQL: readings/s (wall)",
+            f"{fmt(postgres['cli_readings_per_second'])}/s ({postgres['cli_wall_seconds']:.1f} s wall, "
+            f"{postgres['cli_cpu_seconds']:.1f} s CPU)",
+            f"SQLite, same run: {fmt(rate)}/s",
+            f"{postgres['cli_readings_per_second'] / rate:.2f}",
+            "reported",
+            "reported",
+        )
+    )
+    report.note("11", json.dumps(postgres))
+
+
 SECTIONS = {
     1: ("POST /readings/store, 1,000-reading batches", lambda report: store_section(report, "batch")),
     2: ("POST /readings/store, single readings", lambda report: store_section(report, "single")),
@@ -587,6 +644,7 @@ SECTIONS = {
     8: ("mailings dispatch", mailings_section),
     9: ("read path of a small meter", read_path_section),
     10: ("a fleet of P1 meters", fleet_section),
+    11: ("CLI import of a 1,000,000-reading CSV", import_section),
 }
 
 

@@ -33,34 +33,15 @@ import mqtt_publisher  # noqa: E402
 import observability  # noqa: E402
 from config import Config  # noqa: E402
 from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
+from database_setup import prepare_database  # noqa: E402
 from fastpath import DsmrTelegramFastPath, MeterReadsFastPath, ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from paths import PathAliases  # noqa: E402
-from repository import db, migrations  # noqa: E402
-from repository import dsmr as dsmr_repo  # noqa: E402
-from repository import readings as readings_repo  # noqa: E402
+from repository import db  # noqa: E402
 from validation import PARSED_BODY_KEY, ControlCharacterPathGuard, validator_map  # noqa: E402
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 log = logging.getLogger("joi")
-
-
-def prepare_database(config: Config) -> None:
-    """Open the database, apply pending migrations, and rebuild rollups if the gap rule changed."""
-    db.open_database(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
-    try:
-        applied = migrations.migrate()
-        if applied:
-            log.info("applied migrations: %s", ", ".join(applied))
-        if not readings_repo.rollups_match(config.max_reading_gap_seconds):
-            rebuilt = readings_repo.rebuild_rollups(config.max_reading_gap_seconds)
-            log.info("rebuilt hourly rollups of %d meters", rebuilt)
-        # DSMR statistics are local hours and days by a gap rule: another zone or rule rebuilds them all.
-        if not dsmr_repo.statistics_match(config.dsmr_time_zone, config.dsmr_max_gap_seconds):
-            rebuilt = dsmr_repo.rebuild_all_statistics(config.dsmr_time_zone, config.dsmr_max_gap_seconds)
-            log.info("rebuilt the DSMR statistics of %d installations", rebuilt)
-    finally:
-        db.close()
 
 
 class _Request(flask.Request):

@@ -1,5 +1,5 @@
-"""Operator commands: `python src/cli.py COMMAND`, one of migrate, prepare, demo, rebuild-rollups, dsmr-key,
-delete, create-admin and verify-statistics (`--help` lists them)."""
+"""Operator commands: `python src/cli.py COMMAND [options]`. `--help` lists every command with what it does
+(read from the parsers below, so a command added anywhere is listed); `COMMAND --help` shows its options."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app import prepare_database  # noqa: E402
 from cli_access import ACCESS_COMMANDS, add_access_commands, run_access_command  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
+from cli_import import IMPORT_COMMANDS, add_import_commands, run_import_command  # noqa: E402
 from cli_statistics import add_statistics_commands, verify_statistics  # noqa: E402
 from config import Config  # noqa: E402
+from database_setup import prepare_database  # noqa: E402
 from demo import load_demo_when_wanted  # noqa: E402
 from domain.accounts import new_user, username_key  # noqa: E402
 from domain.errors import InvalidInput  # noqa: E402
@@ -72,9 +73,17 @@ def create_admin(username: str, email: str, *, promote: bool) -> int:
     return 0
 
 
+class _OneLinePerCommand(argparse.RawDescriptionHelpFormatter):
+    """Each command's help on one line, whatever the terminal's width (`make help` greps them)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=10_000)
+        self._action_max_length = 26  # room for the longest command names before their help
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cli", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="cli.py", description=__doc__, formatter_class=_OneLinePerCommand)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     commands.add_parser("migrate", help="create or migrate the database (DATABASE_URL)")
     commands.add_parser(
         "prepare", help="migrate; load the demo week only into the default database (DEMO=1 anywhere, DEMO=0 never)"
@@ -82,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="migrate, then load the demo readings once (idempotent; DEMO=0 skips it)")
     commands.add_parser("rebuild-rollups", help="recompute every meter's hourly energy")
     add_dsmr_commands(commands)
+    add_access_commands(commands)
     admin_command = commands.add_parser(
         "create-admin", help="create an admin account (password from ADMIN_PASSWORD, or asked twice)"
     )
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_command.add_argument("--email", default="", help="needed to create an admin, not to promote one")
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     add_statistics_commands(commands)
-    add_access_commands(commands)
+    add_import_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -99,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         print(load_demo_when_wanted(config, asked=args.command == "demo"))
     elif args.command == "verify-statistics":
         return verify_statistics(config, args)
+    elif args.command in IMPORT_COMMANDS:
+        return run_import_command(config, args)
     elif args.command in DSMR_COMMANDS:
         return run_dsmr_command(config, args)
-    elif args.command in ACCESS_COMMANDS:
-        return run_access_command(args)
     elif args.command == "create-admin":
         return create_admin(args.username, args.email, promote=args.promote)
+    elif args.command in ACCESS_COMMANDS:
+        return run_access_command(args)
     elif args.command == "rebuild-rollups":
         print(f"rebuilt {readings_repo.rebuild_rollups(config.max_reading_gap_seconds)} meters")
     else:

@@ -8,6 +8,8 @@ security middleware asks nothing, and the served document says so.
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 from connexion.spec import Specification
@@ -17,8 +19,16 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def specification(path: Path, require_auth: bool) -> dict:
-    """The document with every reference resolved; in open mode without the marked operations' security."""
-    document = Specification.load(str(path)).spec
+    """The document with every reference resolved; in open mode without the marked operations' security.
+
+    Resolving the files takes as long as Connexion's own checks of the result, so it is done once per
+    process and mode (the test suite builds an app per test); each app gets its own copy."""
+    return copy.deepcopy(_resolved(str(path), require_auth))
+
+
+@functools.lru_cache(maxsize=4)
+def _resolved(path: str, require_auth: bool) -> dict:
+    document = Specification.load(path).spec
     if not require_auth:
         for path_item in document.get("paths", {}).values():
             for method in METHODS:

@@ -13,7 +13,7 @@ from connexion.problem import problem
 
 from controllers.access import DEVICE_CHALLENGE, challenge
 from domain.errors import DomainError
-from repository.db import UNAVAILABLE_ERRORS
+from repository.db import UNAVAILABLE_ERRORS, unmasked
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,30 @@ def missing_credentials(request: ConnexionRequest, error: ConnexionUnauthorized)
     )
 
 
+# SQLite's SQLITE_FULL, and PostgreSQL's disk_full (SQLSTATE 53100) as psycopg2 raises it inside peewee's error.
+SQLITE_FULL_MESSAGE = "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+
+
+def storage_full(error: BaseException | None) -> bool:
+    error = unmasked(error) if error is not None else None
+    while error is not None:
+        original = getattr(error, "orig", None) or error  # peewee keeps the driver's error there
+        if SQLITE_FULL_MESSAGE in str(original) or getattr(original, "pgcode", None) == POSTGRES_DISK_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    if storage_full(error):  # 503, as every operation declares, with the reason an operator must act on
+        log.error("database storage is full: %s", unmasked(error))
+        return problem(
+            status=503,
+            title="Service Unavailable",
+            detail="The database's storage is full; nothing was changed. Retry once space is freed.",
+            headers={"Retry-After": "60"},
+        )
     log.warning("database unavailable: %s", error)
     return problem(
         status=503,

@@ -38,8 +38,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 SEND_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 ROUND_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
-MODBUS_OUTCOMES = frozenset({"ok", "timeout", "connection_error", "device_error", "invalid_response"})
-MAILING_STATUSES = frozenset({"sent", "failed", "retried", "rejected", "skipped"})
+# What a poll of one host achieved (domain.modbus.HostOutcome.outcome).
+MODBUS_OUTCOMES = frozenset({"ok", "partial", "failed"})
+# What the dispatcher did with a message (mailing_dispatch): sent; an attempt failed (it is retried);
+# expired at end_time; postponed to the client's window; dropped (the client no longer matches); lost
+# (sent, but the claim had run out before the outcome was recorded: it is sent again, same message id).
+MAILING_STATUSES = frozenset({"sent", "failed", "expired", "postponed", "dropped", "lost"})
 OTHER = "other"
 
 
@@ -99,11 +103,20 @@ OMS_MESSAGES = Counter(
     "joi_oms_messages_total", "OMS messages committed by POST /commit: new, or duplicate (stored before).", ["outcome"]
 )
 OMS_EXPORTS = Counter("joi_oms_exports_total", "OMS CSV exports (GET /export) started streaming.")
-MODBUS_POLLS = Counter("joi_modbus_polls_total", "Modbus meter polls by outcome.", ["outcome"])
+MODBUS_POLLS = Counter(
+    "joi_modbus_polls_total",
+    "Modbus host polls by outcome: ok, partial (some measurements failed), failed.",
+    ["outcome"],
+)
 MODBUS_ROUND = Histogram(
     "joi_modbus_round_seconds", "Duration of one polling round over every due Modbus host.", buckets=ROUND_BUCKETS
 )
-MAILING_MESSAGES = Counter("joi_mailing_messages_total", "Mailing messages by send status.", ["status"])
+MAILING_MESSAGES = Counter(
+    "joi_mailing_messages_total",
+    "What the dispatcher did with mailing messages: sent, failed (an attempt; retried), expired, postponed, dropped,"
+    " lost (claim ran out before the record).",
+    ["status"],
+)
 MAILING_SEND = Histogram(
     "joi_mailing_send_seconds", "Latency of one call to the external send API.", buckets=SEND_BUCKETS
 )
@@ -153,8 +166,7 @@ def _bounded(value: str, allowed: frozenset[str]) -> str:
 
 
 def modbus_poll_finished(outcome: str) -> None:
-    """One poll of one Modbus host ended: ok, timeout, connection_error, device_error or invalid_response
-    (anything else counts as `other`)."""
+    """One poll of one Modbus host ended: ok, partial or failed (anything else counts as `other`)."""
     MODBUS_POLLS.labels(outcome=_bounded(outcome, MODBUS_OUTCOMES)).inc()
 
 
@@ -163,10 +175,10 @@ def modbus_round_finished(seconds: float) -> None:
     MODBUS_ROUND.observe(seconds)
 
 
-def mailing_message_finished(status: str, send_seconds: float | None = None) -> None:
-    """One mailing message reached a status: sent, failed, retried, rejected or skipped (else `other`);
-    `send_seconds` is how long the send API call took, when one was made."""
-    MAILING_MESSAGES.labels(status=_bounded(status, MAILING_STATUSES)).inc()
+def mailing_message_finished(status: str, send_seconds: float | None = None, count: int = 1) -> None:
+    """`count` mailing messages reached a status: sent, failed, expired, postponed, dropped or lost (else
+    `other`); `send_seconds` is how long the send API call took, when one was made."""
+    MAILING_MESSAGES.labels(status=_bounded(status, MAILING_STATUSES)).inc(count)
     if send_seconds is not None:
         MAILING_SEND.observe(send_seconds)
 

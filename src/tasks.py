@@ -39,12 +39,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 
+import ingest_events
+import logs
+import metrics
 import modbus_reader
+import mqtt_publisher
 from config import Config
 from repository import db, leases, migrations
 from repository import modbus as modbus_repo
@@ -64,6 +69,8 @@ def build_huey(config: Config) -> Huey:
 
 settings = Config.from_env()
 huey = build_huey(settings)
+# Read by whichever process serves GET /metrics (the queue is shared, so one reading counts it all).
+metrics.register_queue_depth(huey.pending_count)
 
 
 # --- Periodic jobs -------------------------------------------------------------------------------
@@ -204,6 +211,7 @@ def start_worker_process() -> None:
         _process_state.clear()
         _process_state["pid"] = os.getpid()
         db.open_database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        mqtt_publisher.configure(settings)
         if settings.auto_migrate:
             with database_connection():
                 migrations.migrate()
@@ -236,6 +244,16 @@ def dispatch_mailings() -> None:
     import mailing_dispatch
 
     mailing_dispatch.dispatcher(settings).run_round()
+
+
+@huey.task()
+@logs.runs_with_request_id
+def start_mailing(mailing_id: int) -> None:
+    """Enqueued by POST /api/v1/mailings/ for a mailing that has started, with the request's id: its
+    messages are made at once (mailing_dispatch.start_mailing) and the next round sends them."""
+    import mailing_dispatch
+
+    mailing_dispatch.start_mailing(mailing_id)
 
 
 @huey.task()
@@ -274,6 +292,7 @@ def poll_round() -> None:
     )
     if not due:
         return
+    started = time.monotonic()
     try:
         result = modbus_reader.poll(
             due,
@@ -287,6 +306,12 @@ def poll_round() -> None:
         raise
     with database_connection():
         modbus_repo.store_round(result.samples, result.outcomes)
+    metrics.modbus_round_finished(time.monotonic() - started)
+    for outcome in result.outcomes:
+        metrics.modbus_poll_finished(outcome.outcome)
+    for sample in result.samples:
+        moment = datetime.fromtimestamp(sample.time_ms / 1000, UTC)
+        ingest_events.publish_modbus_sample(sample.host_id, sample.measurement, sample.value, sample.unit, moment)
     failed = sum(1 for outcome in result.outcomes if outcome.outcome != "ok")
     log.info("modbus round: %d hosts, %d samples, %d hosts with errors", len(due), len(result.samples), failed)
 

@@ -35,8 +35,21 @@ def main(argv: list[str] | None = None) -> None:
     values["periodic"] = False
     config = ConsumerConfig(**values)
     config.validate()
-    config.setup_logger(logging.getLogger())
+    _configure_logging(config, tasks.settings)
     tasks.huey.create_consumer(**config.values).run()
+
+
+def _configure_logging(consumer: ConsumerConfig, settings) -> None:
+    """The service's log format (LOG_FORMAT, request ids, redaction) instead of huey's; `-v` means DEBUG,
+    `-q` WARNING, and `-l FILE` writes the same lines to that file too."""
+    import logs
+
+    level = settings.log_level if consumer.verbose is None else logging.getLevelName(consumer.loglevel)
+    handler = logs.configure_logging(settings.log_format, level)
+    if consumer.logfile:
+        to_file = logging.FileHandler(consumer.logfile)
+        to_file.setFormatter(handler.formatter)
+        logging.getLogger().addHandler(to_file)
 
 
 if __name__ == "__main__":

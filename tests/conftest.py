@@ -53,6 +53,17 @@ def database_url(request, tmp_path):
     return POSTGRES_URL
 
 
+@pytest.fixture(autouse=True)
+def _tasks_enqueued_stay_in_memory(monkeypatch):
+    """What a request enqueues (tasks.start_mailing) goes to a queue of the test's own, never into the
+    queue file or Redis database a real worker of this checkout reads."""
+    from huey.storage import MemoryStorage
+
+    import tasks
+
+    monkeypatch.setattr(tasks.huey, "storage", MemoryStorage(tasks.huey.name))
+
+
 @pytest.fixture
 def config(database_url) -> Config:
     return Config(database_url=database_url, validate_responses=True)

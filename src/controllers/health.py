@@ -7,4 +7,6 @@ from repository import db
 def check():
     if db.ping():
         return json_response({"status": "ok", "database": "ok"})
-    return problem(status=503, title="Service Unavailable", detail="The database does not answer.")
+    return problem(
+        status=503, title="Service Unavailable", detail="The database does not answer.", headers={"Retry-After": "5"}
+    )

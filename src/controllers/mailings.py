@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from flask import Response, request
 
+import logs
+import tasks
 from controllers.responses import json_response
 from domain.mailings import Client, Mailing, client_from_json, mailing_from_json, message_data
 from repository import mailings as mailings_repo
@@ -129,7 +131,18 @@ def create_mailing(body: dict):
         mailing.send_window_start,
         mailing.send_window_end,
     )
+    if mailing.start_time <= _now() < mailing.end_time:
+        _start_at_once(mailing.id)
     return json_response(_mailing_json(mailing), status=201)
+
+
+def _start_at_once(mailing_id: int) -> None:
+    """A worker makes the messages now, its log lines under this request's id. Should the queue be
+    unreachable, the next dispatch round makes them anyway: the mailing is committed, the answer stays 201."""
+    try:
+        tasks.start_mailing(mailing_id, request_id=logs.current_request_id())
+    except Exception:  # noqa: BLE001 - the periodic round is the fallback
+        log.warning("mailing_id=%d: could not enqueue its start; the next dispatch round starts it", mailing_id)
 
 
 def all_statistics():

@@ -8,6 +8,7 @@ from connexion.problem import problem
 from flask import Response, request
 
 import metrics
+import tasks  # noqa: F401 - importing it registers the task queue's depth (joi_task_queue_depth)
 from controllers.access import may_scrape_as_admin
 from controllers.context import settings
 

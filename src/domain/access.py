@@ -98,11 +98,24 @@ def key_matches(key: str, stored_digest: str) -> bool:
 
 def valid_key_name(name: str) -> str:
     name = name.strip()
-    if len(name) > KEY_NAME_MAX_LENGTH or any(ord(character) < 32 or ord(character) == 127 for character in name):
+    if (
+        len(name) > KEY_NAME_MAX_LENGTH
+        or any(ord(character) < 32 or ord(character) == 127 for character in name)
+        or not _encodable(name)
+    ):
         raise InvalidInput(
             f"name must be at most {KEY_NAME_MAX_LENGTH} characters without control characters", field="name"
         )
     return name
+
+
+def _encodable(text: str) -> bool:
+    """A lone surrogate cannot be stored as UTF-8 (in either database)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- what a key is bound to -------------------------------------------------------------------------------------

@@ -142,6 +142,15 @@ def write_transaction():
         yield
 
 
+def unmasked(error: BaseException) -> BaseException:
+    """The error that ended a transaction. On some errors (a full disk, an I/O error) SQLite rolls the
+    transaction back itself; peewee's own rollback then fails with "no transaction is active", and that
+    error would hide the one that matters."""
+    while "no transaction is active" in str(error) and error.__context__ is not None:
+        error = error.__context__
+    return error
+
+
 class _GroupedWrite:
     __slots__ = ("fn", "result", "error", "finished", "leads", "wake")
 
@@ -228,11 +237,15 @@ class _GroupCommit:
                         with database.atomic():  # a savepoint
                             item.result = item.fn()
                     except Exception as error:  # noqa: BLE001 - handed to the writer it belongs to
-                        item.error = error
+                        item.error = unmasked(error)
+                        if not database.connection().in_transaction:
+                            # SQLite rolled the whole transaction back (a full disk, an I/O error): the
+                            # writes before are gone, and the next would run outside it and commit alone.
+                            raise item.error from None
         except Exception as error:  # noqa: BLE001 - BEGIN or COMMIT failed: none of the batch is stored
             for item in batch:
                 item.result = None
-                item.error = item.error or error
+                item.error = item.error or unmasked(error)
 
 
 _group = _GroupCommit()

@@ -315,12 +315,15 @@ def _active_mailings(now: datetime) -> peewee.Select:
     return MailingRow.select(MailingRow.id).where((MailingRow.start_time <= moment) & (MailingRow.end_time > moment))
 
 
-def make_messages(now: datetime) -> dict[int, int]:
-    """A PENDING message for every client that matches an active mailing and has none yet.
-    Returns {mailing id: messages made}."""
+def make_messages(now: datetime, mailing_id: int | None = None) -> dict[int, int]:
+    """A PENDING message for every client that matches an active mailing (or only that one) and has none
+    yet. Returns {mailing id: messages made}."""
     moment = _naive(now)
     made: dict[int, int] = {}
-    for row in MailingRow.select().where((MailingRow.start_time <= moment) & (MailingRow.end_time > moment)):
+    active = MailingRow.select().where((MailingRow.start_time <= moment) & (MailingRow.end_time > moment))
+    if mailing_id is not None:
+        active = active.where(MailingRow.id == mailing_id)
+    for row in active:
         has_one = MessageRow.select(MessageRow.id).where(
             (MessageRow.mailing == row.id) & (MessageRow.client == ClientRow.id)
         )

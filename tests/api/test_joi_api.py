@@ -263,7 +263,7 @@ def test_a_store_goes_through_the_fast_path_and_its_answer_is_still_validated(cl
 
     monkeypatch.setattr(controllers.readings, "store", not_flask)
     assert client.post("/readings/store", json=SEED_BODY).json() == SEED_BODY
-    monkeypatch.setattr(fastpath, "store_readings", lambda body, config, who: {"smartMeterId": "smart-meter-0"})
+    monkeypatch.setattr(fastpath, "store_readings", lambda body, config, caller: {"smartMeterId": "smart-meter-0"})
     response = client.post("/readings/store", json=SEED_BODY)
     assert response.status_code == 500
     assert "does not conform" in response.json()["detail"]

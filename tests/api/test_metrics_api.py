@@ -106,6 +106,24 @@ def test_dsmr_telegrams_count_accepted_duplicate_and_rejected(client):
         )
 
 
+def test_dsmr_v2_readings_count_created_duplicate_and_conflict(client):
+    from tests.api.test_dsmr_api import SEED_READING
+
+    auth = {"X-AUTHKEY": KEY}
+    v2 = "/api/v2/datalogger/dsmrreading"
+    before = scrape(client)
+    assert client.post(v2, headers=auth, json=SEED_READING).status_code == 201
+    assert client.post(v2, headers=auth, json=SEED_READING).status_code == 201
+    assert client.post(v2, headers=auth, json={**SEED_READING, "electricity_delivered_1": 2001}).status_code == 409
+    after = scrape(client)
+    for outcome in ("created", "duplicate", "conflict"):
+        assert (
+            value(after, "joi_dsmr_readings_total", outcome=outcome)
+            - value(before, "joi_dsmr_readings_total", outcome=outcome)
+            == 1
+        )
+
+
 def test_oms_messages_and_exports_are_counted(client):
     before = scrape(client)
     assert client.post("/commit", json=OMS_SEED).status_code == 200

@@ -19,6 +19,7 @@ def test_health_is_503_when_the_database_does_not_answer(offline_client):
     response = offline_client.get("/health")
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
 
 
 def test_a_read_is_503_with_a_retry_hint_when_the_database_does_not_answer(offline_client):

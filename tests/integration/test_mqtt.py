@@ -7,6 +7,7 @@ and never touches anyone's `homeassistant/` tree; the retained messages it leave
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -20,11 +21,14 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import ingest_events
+import metrics
 import mqtt_publisher
+import tasks
 from app import create_app
 from config import Config
 from repository import db
 from tests.api.test_oms_api import SEED as OMS_SEED
+from tests.support import modbus_simulator, silesia_sites
 from tests.support.observed import value
 from tests.support.telegrams import SEED_TELEGRAM
 
@@ -75,6 +79,13 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def wait_until(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -221,6 +232,36 @@ def test_a_modbus_sample_is_published_under_its_host(mqtt_client, subscriber, pr
     assert config["state_class"] == "total_increasing" and config["device_class"] == "energy"
 
 
+def test_a_modbus_poll_round_publishes_each_sample_and_its_discovery(mqtt_client, subscriber, prefixes, monkeypatch):
+    topic_prefix, discovery_prefix = prefixes
+    monkeypatch.setattr(
+        tasks, "settings", dataclasses.replace(tasks.settings, modbus_poll_seconds=2, modbus_timeout_seconds=1)
+    )
+    published_before = value(metrics.render().decode(), "joi_mqtt_published_total")
+    db.connect()
+    try:
+        owner = silesia_sites.account()
+        with modbus_simulator.sdm630_gateway() as gateway:
+            host = silesia_sites.host(owner, gateway.port, measurements=["voltage_ac", "active_energy_consumed"])
+            tasks.poll_round.call_local()
+    finally:
+        db.close()
+    assert subscriber.wait_for(f"{topic_prefix}/silesia/{host}/voltage_ac") == b"230.1"
+    assert subscriber.wait_for(f"{topic_prefix}/silesia/{host}/active_energy_consumed") == b"12345.625"
+    energy = json.loads(
+        subscriber.wait_for(f"{discovery_prefix}/sensor/joi_silesia_{host}_active_energy_consumed/config")
+    )
+    assert (energy["device_class"], energy["state_class"], energy["unit_of_measurement"]) == (
+        "energy",
+        "total_increasing",
+        "kWh",
+    )
+    assert energy["state_topic"] == f"{topic_prefix}/silesia/{host}/active_energy_consumed"
+    voltage = json.loads(subscriber.wait_for(f"{discovery_prefix}/sensor/joi_silesia_{host}_voltage_ac/config"))
+    assert (voltage["device_class"], voltage["state_class"]) == ("voltage", "measurement")
+    wait_until(lambda: value(metrics.render().decode(), "joi_mqtt_published_total") - published_before >= 4)
+
+
 def test_mqtt_off_publishes_nothing_and_costs_nothing(client):
     assert not mqtt_publisher.enabled()
     body = {"smartMeterId": "quiet-meter", "electricityReadings": [{"time": 1606636800, "reading": 1.0}]}
@@ -342,12 +383,11 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(database_url, tmp_path
             mqtt_publisher.submit(slow)
         assert time.perf_counter() - started < 0.5
         assert publisher_dropped("queue_full") - before == 3
+        assert value(metrics.render().decode(), "joi_mqtt_queue_depth") == 2  # what waits behind the slow one
         block.set()
     finally:
         mqtt_publisher.configure(Config(database_url=database_url))
 
 
 def publisher_dropped(reason: str) -> float:
-    import metrics
-
     return value(metrics.render().decode(), "joi_mqtt_dropped_total", reason=reason)

@@ -10,12 +10,11 @@ def page() -> str:
 
 def test_modbus_polls_count_by_outcome_and_an_unknown_outcome_counts_as_other():
     before = page()
-    metrics.modbus_poll_finished("ok")
-    metrics.modbus_poll_finished("timeout")
-    metrics.modbus_poll_finished("meter 17 exploded")
+    for outcome in ("ok", "partial", "failed", "meter 17 exploded"):
+        metrics.modbus_poll_finished(outcome)
     metrics.modbus_round_finished(1.5)
     after = page()
-    for outcome in ("ok", "timeout", "other"):
+    for outcome in ("ok", "partial", "failed", "other"):
         assert (
             value(after, "joi_modbus_polls_total", outcome=outcome)
             == value(before, "joi_modbus_polls_total", outcome=outcome) + 1
@@ -31,7 +30,12 @@ def test_mailing_messages_count_by_status_with_their_send_latency():
     before = page()
     metrics.mailing_message_finished("sent", 0.2)
     metrics.mailing_message_finished("failed")
+    metrics.mailing_message_finished("expired", count=3)
     after = page()
+    assert (
+        value(after, "joi_mailing_messages_total", status="expired")
+        == value(before, "joi_mailing_messages_total", status="expired") + 3
+    )
     assert (
         value(after, "joi_mailing_messages_total", status="sent")
         == value(before, "joi_mailing_messages_total", status="sent") + 1
@@ -64,7 +68,9 @@ def test_the_build_is_described_by_its_info_series():
 
 
 def test_preparing_the_multiprocess_directory_empties_it_and_sets_the_variable(tmp_path, monkeypatch):
-    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    # setenv first, so that the variable prepare_multiprocess_dir sets is removed after the test
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, "")
+    monkeypatch.delenv(metrics.MULTIPROC_ENV)
     (tmp_path / "counter_123.db").write_bytes(b"old run")
     (tmp_path / "keep.txt").write_text("not ours")
     prepared = metrics.prepare_multiprocess_dir(tmp_path)
@@ -76,7 +82,9 @@ def test_preparing_the_multiprocess_directory_empties_it_and_sets_the_variable(t
 
 
 def test_a_fresh_multiprocess_directory_is_made_when_none_is_given(monkeypatch):
-    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    # setenv first, so that the variable prepare_multiprocess_dir sets is removed after the test
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, "")
+    monkeypatch.delenv(metrics.MULTIPROC_ENV)
     prepared = metrics.prepare_multiprocess_dir()
     try:
         import os
