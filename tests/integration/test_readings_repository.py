@@ -10,15 +10,18 @@ GAP = 3600
 
 
 def store_failing_after_its_writes(meter_id, readings, monkeypatch):
-    """store() whose transaction fails at its last statement, after every other write was made."""
-    original = readings_repo._insert_hours
+    """store() whose transaction fails after every write was made, before it commits."""
+    original = readings_repo.grouped_write
 
-    def explode(*args, **kwargs):
-        original(*args, **kwargs)
-        raise peewee.OperationalError("disk full")
+    def explode_before_commit(fn):
+        def writes_then_fails():
+            fn()
+            raise peewee.OperationalError("disk full")
+
+        return original(writes_then_fails)
 
     with monkeypatch.context() as patch:
-        patch.setattr(readings_repo, "_insert_hours", explode)
+        patch.setattr(readings_repo, "grouped_write", explode_before_commit)
         with pytest.raises(peewee.OperationalError):
             readings_repo.store(meter_id, readings, GAP)
 
