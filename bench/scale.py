@@ -69,23 +69,30 @@ def build(url: str, meters: int, samples: int, start: int) -> dict[str, float]:
     try:
         with connection.cursor() as cursor:
             steps = [
+                ("memory", "SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'"),
                 (
                     "meters",
                     "INSERT INTO meters (meter_id) SELECT 'scale-' || lpad(m::text, 5, '0')"
                     " FROM generate_series(1, %(meters)s) AS m ORDER BY m",
                 ),
+                # Rows first, primary keys after: one sorted index build beats 10M index inserts.
+                (
+                    "drop keys",
+                    "ALTER TABLE meter_samples DROP CONSTRAINT meter_samples_pkey;"
+                    " ALTER TABLE energy_rollups DROP CONSTRAINT energy_rollups_pkey",
+                ),
                 (
                     "samples",
-                    # In primary-key order, so every index insert lands on the rightmost leaf.
                     'INSERT INTO meter_samples (meter_key, "time", reading)'
                     f" SELECT k.meter_key, %(start)s + i * {STEP}, {value_sql('m', 'i')}"
                     " FROM generate_series(1, %(meters)s) AS m"
                     " JOIN meters AS k ON k.meter_id = 'scale-' || lpad(m::text, 5, '0')"
-                    " CROSS JOIN generate_series(0, %(samples)s - 1) AS i ORDER BY k.meter_key, i",
+                    " CROSS JOIN generate_series(0, %(samples)s - 1) AS i",
                 ),
                 (
                     "rollups",
-                    # Pair each sample with the next (the series is regular: sample i + 1 is STEP later).
+                    # Each pair (sample i, sample i + 1) lies inside one hour (STEP divides an hour and the series
+                    # starts on one); an hour's first 15/30/45 minutes are the pairs that start before them.
                     "INSERT INTO energy_rollups (meter_kind, meter_id, hour_start, kwh, first_15, first_30, first_45)"
                     " SELECT 'joi', 'scale-' || lpad(m::text, 5, '0'), h, SUM(e),"
                     " COALESCE(SUM(e) FILTER (WHERE q < 1), 0), COALESCE(SUM(e) FILTER (WHERE q < 2), 0),"
@@ -94,8 +101,10 @@ def build(url: str, meters: int, samples: int, start: int) -> dict[str, float]:
                     f" ({value_sql('m', 'i')} + {value_sql('m', 'i + 1')}) / 2 * {STEP} / 3600.0 AS e"
                     f" FROM generate_series(1, %(meters)s) AS m, generate_series(0, %(samples)s - 2) AS i,"
                     f" LATERAL (SELECT %(start)s + i * {STEP} AS t) AS moment) AS pairs"
-                    " GROUP BY m, h ORDER BY 2, 3",
+                    " GROUP BY m, h",
                 ),
+                ("sample key", 'ALTER TABLE meter_samples ADD PRIMARY KEY (meter_key, "time")'),
+                ("rollup key", "ALTER TABLE energy_rollups ADD PRIMARY KEY (meter_kind, meter_id, hour_start)"),
                 (
                     "rule",
                     "INSERT INTO settings (key, value) VALUES ('rollup_max_gap_seconds', %(gap)s)"
