@@ -31,7 +31,7 @@ ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
 # The two kinds of meter whose hourly energy the price plans read: kW samples (JOI) and DSMR registers (P1).
 # One id may be both; their rollups never mix.
 JOI, P1 = "joi", "p1"
-_ROLLUP_COLUMNS_TEXT = "(meter_kind, meter_id, hour_start, kwh, first_15, first_30, first_45)"
+_ROLLUP_COLUMNS = "(meter_kind, meter_id, hour_start, kwh, first_15, first_30, first_45)"
 
 
 class Meter(BaseModel):
@@ -147,12 +147,11 @@ class _SampleUpsert:
 
     def __init__(self, times: list[int], values: list[float]) -> None:
         self.statements: list[tuple[str, list]] = []
-        if is_sqlite():
-            per_statement = _rows_per_statement(3)
-            for start in range(0, len(times), per_statement):
-                chunk = zip(repeat(None), times[start : start + per_statement], values[start : start + per_statement])
-                params = list(chain.from_iterable(chunk))
-                self.statements.append((_values_sql(self.PREFIX, self.SUFFIX, 3, len(params) // 3), params))
+        per_statement = _rows_per_statement(3)
+        for start in range(0, len(times), per_statement):
+            chunk = zip(repeat(None), times[start : start + per_statement], values[start : start + per_statement])
+            params = list(chain.from_iterable(chunk))
+            self.statements.append((_values_sql(self.PREFIX, self.SUFFIX, 3, len(params) // 3), params))
 
     def execute(self, meter_key: int) -> None:
         for sql, params in self.statements:
@@ -174,9 +173,8 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
     if not times:
         return
     # Everything that needs no database is done before the write transaction (SQLite holds its one
-    # write lock for the length of it): the INSERT statements, and each affected range's energy as
-    # if no sample were stored around it yet, used when that turns out to be so.
-    upsert = _SampleUpsert(times, values)
+    # write lock for the length of it): each affected range's energy as if no sample were stored
+    # around it yet, used when that turns out to be so, and the INSERT statements.
     plans = []
     for first_hour, last_hour in affected_hour_ranges(times, max_gap):
         low = bisect.bisect_left(times, first_hour - max_gap)
@@ -189,6 +187,7 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
     if not is_sqlite():
         _store_postgres(meter_id, times, values, plans, max_gap)
         return
+    upsert = _SampleUpsert(times, values)
     # A meter's key never changes once made, so a known one is looked up before taking the write lock.
     known_key = _known_meter_key(meter_id)
     grouped_write(lambda: _store_in_transaction(meter_id, known_key, upsert, plans, max_gap))
@@ -237,14 +236,14 @@ _NEW_METER_SQL = (
     " ON CONFLICT (meter_id) DO NOTHING RETURNING meter_key),"
     ' samples AS (INSERT INTO meter_samples (meter_key, "time", reading)'
     f' SELECT new_meter.meter_key, s."time", s.reading FROM new_meter, {_UNNEST_SAMPLES}),'
-    f" hours AS (INSERT INTO energy_rollups {_ROLLUP_COLUMNS_TEXT} {_HOURS_SELECT} FROM new_meter, {_UNNEST_HOURS}"
+    f" hours AS (INSERT INTO energy_rollups {_ROLLUP_COLUMNS} {_HOURS_SELECT} FROM new_meter, {_UNNEST_HOURS}"
     f"{_UPSERT_HOURS})"
     " SELECT meter_key FROM new_meter"
 )
 _KNOWN_METER_SQL = (
     'WITH samples AS (INSERT INTO meter_samples (meter_key, "time", reading)'
     f' SELECT %s, s."time", s.reading FROM {_UNNEST_SAMPLES}{_UPSERT_SAMPLES})'
-    f" INSERT INTO energy_rollups {_ROLLUP_COLUMNS_TEXT} {_HOURS_SELECT} FROM {_UNNEST_HOURS}{_UPSERT_HOURS}"
+    f" INSERT INTO energy_rollups {_ROLLUP_COLUMNS} {_HOURS_SELECT} FROM {_UNNEST_HOURS}{_UPSERT_HOURS}"
 )
 
 
@@ -413,9 +412,6 @@ def _refresh_hours(meter_id: str, first_hour: int, last_hour: int, max_gap: int)
         (meter_id, first_hour, last_hour),
     )
     _insert_hours(meter_id, energy)
-
-
-_ROLLUP_COLUMNS = _ROLLUP_COLUMNS_TEXT
 
 
 def _insert_hours(meter_id: str, energy: Mapping[int, HourRollup], kind: str = JOI) -> None:
