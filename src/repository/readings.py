@@ -217,7 +217,8 @@ def _store_in_transaction(
 # text arrays ('{1,2,3}') that unnest() turns into rows server-side. execute_values built a 1,000-row VALUES
 # list through mogrify() (40 ms of Python a batch) that the server then had to parse; an array literal is
 # one join in Python and one cheap parse. A store of a new meter is one statement (lock, meter, samples,
-# hours) and one of a known meter two (lock; then read, upsert samples and hours) besides BEGIN and COMMIT.
+# hours: one round trip, its own transaction); one of a known meter is BEGIN, the lock, a read of the
+# stored samples beside the new ones, one statement upserting samples and hours, and COMMIT.
 
 _UNNEST_SAMPLES = 'unnest(%s::bigint[], %s::float8[]) AS s("time", reading)'
 _UNNEST_HOURS = (
@@ -264,18 +265,28 @@ def _store_postgres(meter_id: str, times: list[int], values: list[float], plans:
     # Only keys read committed are remembered (see _KeyCache); inside a caller's transaction none is.
     known_key = None if outer else _key_cache.peek(meter_id)
 
+    def store_new_meter() -> int | None:
+        new_energy = {hour: kwh for _, _, energy in plans for hour, kwh in energy.items()}
+        params = (_METER_LOCK_CLASS, meter_id, meter_id, *samples, meter_id, *_hour_arrays(new_energy))
+        row = database.execute_sql(_NEW_METER_SQL, params).fetchone()
+        return None if row is None else row[0]
+
+    if known_key is None and not outer:
+        # One statement is a transaction of its own (Peewee runs psycopg2 in autocommit mode): committed
+        # when it returns, without the two round trips of BEGIN and COMMIT.
+        meter_key = store_new_meter()
+        if meter_key is not None:
+            _key_cache.remember(meter_id, meter_key)
+            return
+
     def write() -> int:
-        if known_key is None:
-            new_energy = {hour: kwh for _, _, energy in plans for hour, kwh in energy.items()}
-            params = (_METER_LOCK_CLASS, meter_id, meter_id, *samples, meter_id, *_hour_arrays(new_energy))
-            row = database.execute_sql(_NEW_METER_SQL, params).fetchone()
-            if row is not None:
-                return row[0]
-        if known_key is not None:
-            _lock_meter(meter_id)
-            meter_key = known_key
-        else:  # the statement above took the lock and found the meter made (and committed) by another store
-            meter_key = _meter_key(meter_id)
+        if known_key is None and outer:
+            meter_key = store_new_meter()
+            if meter_key is not None:
+                return meter_key
+        # A known meter; or one this process did not know that the statement above found made by another.
+        _lock_meter(meter_id)
+        meter_key = known_key if known_key is not None else _meter_key(meter_id)
         changes = [_changed_energy(meter_key, t, v, energy, max_gap) for t, v, energy in plans]
         changed = {hour: kwh for change in changes if change for hour, kwh in change.items()}
         database.execute_sql(_KNOWN_METER_SQL, (meter_key, *samples, meter_id, *_hour_arrays(changed)))

@@ -10,19 +10,25 @@ GAP = 3600
 
 
 def store_failing_after_its_writes(meter_id, readings, monkeypatch):
-    """store() whose transaction fails after every write was made, before it commits."""
-    original = readings_repo.grouped_write
+    """store() whose transaction fails after every write was made, before it commits; on PostgreSQL, where a
+    new meter's store is one statement, that statement's last insert fails (an hour without its kWh)."""
+    original_write, original_hours = readings_repo.grouped_write, readings_repo._hour_arrays
 
     def explode_before_commit(fn):
         def writes_then_fails():
             fn()
             raise peewee.OperationalError("disk full")
 
-        return original(writes_then_fails)
+        return original_write(writes_then_fails)
+
+    def one_hour_without_kwh(energy):
+        hours, *columns = original_hours(energy)
+        return [hours[:-1] + ",0}" if hours != "{}" else "{0}", *columns]
 
     with monkeypatch.context() as patch:
         patch.setattr(readings_repo, "grouped_write", explode_before_commit)
-        with pytest.raises(peewee.OperationalError):
+        patch.setattr(readings_repo, "_hour_arrays", one_hour_without_kwh)
+        with pytest.raises(peewee.DatabaseError):
             readings_repo.store(meter_id, readings, GAP)
 
 
