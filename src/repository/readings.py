@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
@@ -278,6 +279,9 @@ def _store_postgres(meter_id: str, times: list[int], values: list[float], plans:
         if meter_key is not None:
             _key_cache.remember(meter_id, meter_key)
             return
+    if known_key is not None and not outer:
+        _store_known_meter_postgres(meter_id, known_key, samples, plans, max_gap)
+        return
 
     def write() -> int:
         if known_key is None and outer:
@@ -295,6 +299,24 @@ def _store_postgres(meter_id: str, times: list[int], values: list[float], plans:
     meter_key = grouped_write(write)
     if not outer:
         _key_cache.remember(meter_id, meter_key)  # committed now
+
+
+def _store_known_meter_postgres(
+    meter_id: str, meter_key: int, samples: list[str], plans: list[tuple], max_gap: int
+) -> None:
+    """A store to a known meter in three round trips instead of five: BEGIN goes with the lock, COMMIT with
+    the upsert (statements of one query string run in order; after an error the rest, COMMIT too, is
+    skipped and the transaction is rolled back here). The read between them needs the lock held and a
+    snapshot taken after it, so it cannot join either."""
+    try:
+        database.execute_sql("BEGIN; SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_METER_LOCK_CLASS, meter_id))
+        changes = [_changed_energy(meter_key, t, v, energy, max_gap) for t, v, energy in plans]
+        changed = {hour: kwh for change in changes if change for hour, kwh in change.items()}
+        database.execute_sql(f"{_KNOWN_METER_SQL}; COMMIT", (meter_key, *samples, meter_id, *_hour_arrays(changed)))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            database.execute_sql("ROLLBACK")
+        raise
 
 
 def _changed_energy(
