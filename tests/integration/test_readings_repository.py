@@ -38,6 +38,16 @@ def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
     assert readings_repo.EnergyHour.select().count() == 0
 
 
+def test_a_failing_store_to_a_known_meter_leaves_what_it_had_and_the_next_store_works(database, monkeypatch):
+    readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 3600, 60)], GAP)
+    rollups = readings_repo.hourly_energy("m", readings_repo.JOI)
+    store_failing_after_its_writes("m", [Reading(t, 9.0) for t in range(0, 7200, 30)], monkeypatch)
+    assert readings_repo.samples_between("m") == [Reading(t, 1.0) for t in range(0, 3600, 60)]
+    assert readings_repo.hourly_energy("m", readings_repo.JOI) == rollups
+    readings_repo.store("m", [Reading(3600, 1.0)], GAP)
+    assert readings_repo.rollup_differences("m", GAP) == []
+
+
 def test_rollups_equal_the_energy_of_the_raw_samples_after_out_of_order_writes(database):
     samples = [Reading(t, 1 + (t // 60) % 5) for t in range(0, 6 * 3600, 60)]
     readings_repo.store("m", samples[::2], GAP)
