@@ -88,6 +88,11 @@ bench: install-dev
 bench-quick: install-dev
 	$(BIN)/python bench/run.py --quick
 
+## make bench-scale: PostgreSQL with 10,000,000 readings across 10,000 meters (BENCH_SCALE_DATABASE_URL, rebuilt): build time, compare-all and one-day readings/read p50/p99
+.PHONY: bench-scale
+bench-scale: install-dev
+	$(BIN)/python bench/scale.py
+
 ## make clean: remove .venv, var/ and the tool caches
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
