@@ -28,6 +28,7 @@ from connexion.options import SwaggerUIOptions  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import errors  # noqa: E402
+import limits  # noqa: E402
 import mqtt_publisher  # noqa: E402
 import observability  # noqa: E402
 from config import Config  # noqa: E402
@@ -123,6 +124,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     errors.register(app)
     warn_when_no_key_can_pass(config)
     observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)
+    limits.install(app, config)  # body size and time, requests at once (README "Limits"), inside the observation
     mqtt_publisher.configure(config)
     return app
 
