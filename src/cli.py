@@ -1,5 +1,5 @@
 """Operator commands: `python src/cli.py COMMAND`, one of migrate, prepare, demo, rebuild-rollups, dsmr-key,
-delete, create-admin and verify-statistics (`--help` lists them)."""
+delete, create-admin, verify-statistics, backup and restore (`--help` lists them)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app import prepare_database  # noqa: E402
+from cli_backup import BACKUP_COMMANDS, add_backup_commands, run_backup_command  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
 from cli_statistics import add_statistics_commands, verify_statistics  # noqa: E402
 from config import Config  # noqa: E402
@@ -88,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     admin_command.add_argument("--email", default="", help="needed to create an admin, not to promote one")
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     add_statistics_commands(commands)
+    add_backup_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     config = Config.from_env()
+    if args.command in BACKUP_COMMANDS:  # before migrating: a restore needs the database empty
+        return run_backup_command(config, args)
     prepare_database(config)
     if args.command in ("prepare", "demo"):
         print(load_demo_when_wanted(config, asked=args.command == "demo"))
