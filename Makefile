@@ -76,5 +76,10 @@ bench: install-dev
 bench-quick: install-dev
 	$(BIN)/python bench/run.py --quick
 
+## make soak: 10 minutes of mixed load against src/serve.py: RSS per process, errors, p50/p99 per minute (not in make test)
+.PHONY: soak
+soak: install-dev
+	$(BIN)/python bench/soak.py --output bench/results-soak.md
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
