@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from limits import RequestLimits
 
@@ -181,3 +182,16 @@ def test_past_the_concurrency_bound_a_request_answers_503_with_retry_after_at_on
     assert metrics.status == 200  # monitoring is not counted against the bound
     assert after.status == 200  # the slots were given back
     assert middleware.running == 0
+
+
+def test_the_limits_settings_are_read_from_the_environment_and_checked(monkeypatch):
+    from config import Config
+
+    monkeypatch.setenv("MAX_BODY_BYTES", "2048")
+    monkeypatch.setenv("MAX_CONCURRENT_REQUESTS", "5")
+    config = Config.from_env()
+    assert (config.max_body_bytes, config.max_concurrent_requests) == (2048, 5)
+    assert (config.body_timeout_seconds, config.header_timeout_seconds) == (30.0, 10.0)
+    for bad in ({"max_body_bytes": 10}, {"max_concurrent_requests": 0}, {"body_timeout_seconds": 0}):
+        with pytest.raises(ValueError):
+            Config(**bad)
