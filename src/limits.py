@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import functools
 
+from connexion import FlaskApp
+from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -141,10 +143,8 @@ async def refuse(scope: Scope, send: Send, status: int, title: str, detail: str,
     await send({"type": "http.response.body", "body": body})
 
 
-def install(app, config: Config) -> None:
+def install(app: FlaskApp, config: Config) -> None:
     """Called by create_app after observability.install, so it sits just inside the observation."""
-    from connexion.middleware import MiddlewarePosition
-
     app.add_middleware(
         RequestLimits,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
