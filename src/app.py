@@ -138,4 +138,9 @@ if __name__ == "__main__":
     settings = Config.from_env()
     application = create_app(settings)
     log.info(load_demo_when_wanted(settings))
-    uvicorn.run(application, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))
+    uvicorn.run(
+        application,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "5000")),
+        http=limits.HeaderTimeoutHttpToolsProtocol,  # as serve.py runs it: trickled headers are cut off
+    )
