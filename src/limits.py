@@ -24,6 +24,7 @@ with `--http limits:HeaderTimeoutHttpToolsProtocol`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 
 from connexion import FlaskApp
@@ -44,19 +45,66 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _declared_length(scope: Scope) -> int | None:
-    """The Content-Length header's value; None when there is none (uvicorn refuses a malformed one)."""
+class BodyTimedOut(Exception):
+    pass
+
+
+class BodyDeadlines:
+    """The body deadline of every request whose body is being read, enforced by one sweep a second (a
+    tenth of the bound when that is shorter) instead of a timer per request: asyncio.timeout() schedules
+    and cancels a timer for each, which cost more than the rest of this middleware. A body is cut off
+    between its deadline and one sweep after it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sweep_every = min(1.0, seconds / 10)
+        self.reading: dict[asyncio.Task, float] = {}
+        self.expired: set[asyncio.Task] = set()
+        self.sweeping_on: asyncio.AbstractEventLoop | None = None  # the loop a sweep is scheduled on
+
+    @contextlib.contextmanager
+    def bound(self):
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        self.reading[task] = loop.time() + self.seconds
+        if self.sweeping_on is not loop:
+            self.sweeping_on = loop
+            loop.call_later(self.sweep_every, self._sweep, loop)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task not in self.expired:
+                raise
+            task.uncancel()
+            raise BodyTimedOut from None
+        finally:
+            del self.reading[task]
+            self.expired.discard(task)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for task, deadline in self.reading.items():
+            if deadline <= now and task not in self.expired:
+                self.expired.add(task)
+                task.cancel()
+        if self.reading and self.sweeping_on is loop:
+            loop.call_later(self.sweep_every, self._sweep, loop)
+        elif self.sweeping_on is loop:
+            self.sweeping_on = None
+
+
+def body_framing(scope: Scope) -> tuple[bool, int | None]:
+    """Whether the request has a body (a Content-Length or Transfer-Encoding header), and its declared
+    length (None when chunked; uvicorn refuses a malformed Content-Length)."""
+    has_body, declared = False, None
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _has_body(scope: Scope) -> bool:
-    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope.get("headers", ()))
+            has_body = True
+            with contextlib.suppress(ValueError):
+                declared = int(value)
+        elif name == b"transfer-encoding":
+            has_body = True
+    return has_body, declared
 
 
 class RequestLimits:
@@ -73,23 +121,24 @@ class RequestLimits:
         self.body_timeout_seconds = body_timeout_seconds
         self.max_concurrent_requests = max_concurrent_requests
         self.running = 0  # one event loop per process: no lock needed
+        self.deadlines = BodyDeadlines(body_timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.next_app(scope, receive, send)
             return
-        if _has_body(scope):
-            declared = _declared_length(scope)
+        has_body, declared = body_framing(scope)
+        if has_body:
             if declared is not None and declared > self.max_body_bytes:
                 await self._too_large(scope, send)
                 return
             try:
-                async with asyncio.timeout(self.body_timeout_seconds):
+                with self.deadlines.bound():
                     body = await self._read_body(receive)
             except BodyTooLarge:
                 await self._too_large(scope, send)
                 return
-            except TimeoutError:
+            except BodyTimedOut:
                 detail = f"the request body did not arrive within {self.body_timeout_seconds:g} seconds"
                 await refuse(scope, send, 408, "Request Timeout", detail, [CLOSE])
                 return

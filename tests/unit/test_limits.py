@@ -195,3 +195,22 @@ def test_the_limits_settings_are_read_from_the_environment_and_checked(monkeypat
     for bad in ({"max_body_bytes": 10}, {"max_concurrent_requests": 0}, {"body_timeout_seconds": 0}):
         with pytest.raises(ValueError):
             Config(**bad)
+
+
+def test_a_request_cancelled_by_the_server_while_its_body_is_read_is_not_answered_408():
+    async def scenario():
+        client = Client([b"{"], stall=True)
+        middleware = limits(Recorder(), timeout=60)
+        task = asyncio.create_task(
+            middleware(scope(headers=[(b"content-length", b"100")]), client.receive, client.send)
+        )
+        while client.received < 1:
+            await asyncio.sleep(0)
+        task.cancel()  # as uvicorn does when it shuts down
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return client, middleware
+
+    client, middleware = asyncio.run(scenario())
+    assert client.sent == []
+    assert middleware.deadlines.reading == {}
