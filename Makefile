@@ -93,6 +93,11 @@ bench-quick: install-dev
 bench-scale: install-dev
 	$(BIN)/python bench/scale.py
 
+## make soak: 10 minutes of mixed load against src/serve.py: RSS per process, errors, p50/p99 per minute (not in make test)
+.PHONY: soak
+soak: install-dev
+	$(BIN)/python bench/soak.py --output bench/results-soak.md
+
 ## make clean: remove .venv, var/ and the tool caches
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
