@@ -88,6 +88,16 @@ bench: install-dev
 bench-quick: install-dev
 	$(BIN)/python bench/run.py --quick
 
+## make bench-scale: PostgreSQL with 10,000,000 readings across 10,000 meters (BENCH_SCALE_DATABASE_URL, rebuilt): build time, compare-all and one-day readings/read p50/p99
+.PHONY: bench-scale
+bench-scale: install-dev
+	$(BIN)/python bench/scale.py
+
+## make soak: 10 minutes of mixed load against src/serve.py: RSS per process, errors, p50/p99 per minute (not in make test)
+.PHONY: soak
+soak: install-dev
+	$(BIN)/python bench/soak.py --output bench/results-soak.md
+
 ## make clean: remove .venv, var/ and the tool caches
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

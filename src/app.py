@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import closed_mode  # noqa: E402
 import errors  # noqa: E402
+import limits  # noqa: E402
 import mqtt_publisher  # noqa: E402
 import observability  # noqa: E402
 from config import Config  # noqa: E402
@@ -107,6 +108,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     errors.register(app)
     warn_when_no_key_can_pass(config)
     observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)
+    limits.install(app, config)  # body size and time, requests at once (README "Limits"), inside the observation
     mqtt_publisher.configure(config)
     return app
 
@@ -120,4 +122,9 @@ if __name__ == "__main__":
     settings = Config.from_env()
     application = create_app(settings)
     log.info(load_demo_when_wanted(settings))
-    uvicorn.run(application, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000")))
+    uvicorn.run(
+        application,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "5000")),
+        http=limits.HeaderTimeoutHttpToolsProtocol,  # as serve.py runs it: trickled headers are cut off
+    )

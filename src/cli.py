@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cli_access import ACCESS_COMMANDS, add_access_commands, run_access_command  # noqa: E402
+from cli_backup import BACKUP_COMMANDS, add_backup_commands, run_backup_command  # noqa: E402
 from cli_dsmr import DSMR_COMMANDS, add_dsmr_commands, run_dsmr_command  # noqa: E402
 from cli_import import IMPORT_COMMANDS, add_import_commands, run_import_command  # noqa: E402
 from cli_statistics import add_statistics_commands, verify_statistics  # noqa: E402
@@ -100,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     admin_command.add_argument("--promote", action="store_true", help="make an existing user an admin instead")
     add_statistics_commands(commands)
     add_import_commands(commands)
+    add_backup_commands(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     config = Config.from_env()
+    if args.command in BACKUP_COMMANDS:  # before migrating: a restore needs the database empty
+        return run_backup_command(config, args)
     prepare_database(config)
     if args.command in ("prepare", "demo"):
         print(load_demo_when_wanted(config, asked=args.command == "demo"))

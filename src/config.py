@@ -115,6 +115,11 @@ class Config:
     dsmr_max_gap_seconds: int = 3600
     # Closed mode (README "Closed mode"): the JOI and OMS endpoints need a device key or a user's token.
     require_auth: bool = False
+    # --- Limits (src/limits.py, README "Limits") ---
+    max_body_bytes: int = 4 * 1024 * 1024  # a longer request body answers 413, read no further
+    body_timeout_seconds: float = 30.0  # a body not all there this long after its headers answers 408
+    header_timeout_seconds: float = 10.0  # headers not all there this long after they began: 408, closed
+    max_concurrent_requests: int = 64  # per web process; past it 503 with Retry-After at once
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -141,6 +146,10 @@ class Config:
         if self.dsmr_max_gap_seconds <= 0:
             raise ValueError(f"DSMR_MAX_GAP_SECONDS must be > 0, not {self.dsmr_max_gap_seconds}")
         self._check_mailing_settings()
+        if self.max_body_bytes < 1024 or self.max_concurrent_requests < 1:
+            raise ValueError("MAX_BODY_BYTES must be at least 1024 and MAX_CONCURRENT_REQUESTS at least 1")
+        if self.body_timeout_seconds <= 0 or self.header_timeout_seconds <= 0:
+            raise ValueError("BODY_TIMEOUT_SECONDS and HEADER_TIMEOUT_SECONDS must be > 0")
 
     def _check_observability(self) -> None:
         if self.log_format not in {"text", "json"}:
@@ -232,6 +241,11 @@ class Config:
             modbus_concurrency=_int("MODBUS_CONCURRENCY", 100),
             dsmr_max_gap_seconds=_int("DSMR_MAX_GAP_SECONDS", 3600),
             require_auth=_flag("REQUIRE_AUTH", False),
+            # --- Limits ---
+            max_body_bytes=_int("MAX_BODY_BYTES", 4 * 1024 * 1024),
+            body_timeout_seconds=_float("BODY_TIMEOUT_SECONDS", 30.0),
+            header_timeout_seconds=_float("HEADER_TIMEOUT_SECONDS", 10.0),
+            max_concurrent_requests=_int("MAX_CONCURRENT_REQUESTS", 64),
         )
         values.update(overrides)
         return cls(**values)

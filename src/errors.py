@@ -112,3 +112,16 @@ def register(app: FlaskApp) -> None:
     app.add_error_handler(UnsupportedMediaTypeProblem, unsupported_media_type)
     for error_type in UNAVAILABLE_ERRORS:
         app.add_error_handler(error_type, database_unavailable)
+
+
+def refusal(path: str, status: int, title: str, detail: str) -> tuple[bytes, bytes]:
+    """The content type and body of a refusal made outside Connexion (src/limits.py answers before any
+    handler runs), in the same shape per area as bad_request: DSMR-reader v1 plain text, v2 {"detail"},
+    problem+json elsewhere."""
+    detail = bounded(detail)
+    if path.startswith(V1_PREFIX):
+        return b"text/plain; charset=utf-8", detail.encode()
+    if path.startswith("/api/v2/"):
+        return b"application/json", orjson.dumps({"detail": detail})
+    problem_body = {"type": "about:blank", "title": title, "detail": detail, "status": status}
+    return b"application/problem+json", orjson.dumps(problem_body)

@@ -30,10 +30,13 @@ import metrics  # noqa: E402
 SRC = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 10
+HEADER_TIMEOUT_PROTOCOL = "limits:HeaderTimeoutHttpToolsProtocol"  # README "Limits"
 
 
 def _children(uvicorn_args: list[str]) -> dict[str, subprocess.Popen]:
     web = [str(BIN / "uvicorn"), "--app-dir", str(SRC), "--factory", "app:create_app", *uvicorn_args]
+    if not any(arg == "--http" or arg.startswith("--http=") for arg in uvicorn_args):
+        web += ["--http", HEADER_TIMEOUT_PROTOCOL]  # uvicorn's own has no bound on trickled headers
     children = {"web": subprocess.Popen(web)}
     if os.environ.get("WORKER", "1").strip() not in {"0", "false", "no", "off"}:
         children["worker"] = subprocess.Popen([sys.executable, str(SRC / "worker.py")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
@@ -31,6 +32,7 @@ ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
 # The two kinds of meter whose hourly energy the price plans read: kW samples (JOI) and DSMR registers (P1).
 # One id may be both; their rollups never mix.
 JOI, P1 = "joi", "p1"
+_ROLLUP_COLUMNS = "(meter_kind, meter_id, hour_start, kwh, first_15, first_30, first_45)"
 
 
 class Meter(BaseModel):
@@ -138,26 +140,21 @@ def _insert_rows(sql_prefix: str, sql_suffix: str, rows: Sequence[tuple]) -> Non
 
 
 class _SampleUpsert:
-    """The upsert of a meter's samples, prepared outside the write transaction like _BulkInsert, with
-    a blank where the meter's key goes: a new meter gets its key inside the transaction."""
+    """The upsert of a meter's samples on SQLite, prepared outside the write transaction like _BulkInsert,
+    with a blank where the meter's key goes: a new meter gets its key inside the transaction."""
 
     PREFIX = 'INSERT INTO meter_samples (meter_key, "time", reading) VALUES'
     SUFFIX = 'ON CONFLICT (meter_key, "time") DO UPDATE SET reading = excluded.reading'
 
     def __init__(self, times: list[int], values: list[float]) -> None:
-        self.times, self.values = times, values
         self.statements: list[tuple[str, list]] = []
-        if is_sqlite():
-            per_statement = _rows_per_statement(3)
-            for start in range(0, len(times), per_statement):
-                chunk = zip(repeat(None), times[start : start + per_statement], values[start : start + per_statement])
-                params = list(chain.from_iterable(chunk))
-                self.statements.append((_values_sql(self.PREFIX, self.SUFFIX, 3, len(params) // 3), params))
+        per_statement = _rows_per_statement(3)
+        for start in range(0, len(times), per_statement):
+            chunk = zip(repeat(None), times[start : start + per_statement], values[start : start + per_statement])
+            params = list(chain.from_iterable(chunk))
+            self.statements.append((_values_sql(self.PREFIX, self.SUFFIX, 3, len(params) // 3), params))
 
     def execute(self, meter_key: int) -> None:
-        if not is_sqlite():
-            _execute_values(f"{self.PREFIX} %s {self.SUFFIX}", list(zip(repeat(meter_key), self.times, self.values)))
-            return
         for sql, params in self.statements:
             params[::3] = [meter_key] * (len(params) // 3)
             database.execute_sql(sql, params)
@@ -177,9 +174,8 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
     if not times:
         return
     # Everything that needs no database is done before the write transaction (SQLite holds its one
-    # write lock for the length of it): the INSERT statements, and each affected range's energy as
-    # if no sample were stored around it yet, used when that turns out to be so.
-    upsert = _SampleUpsert(times, values)
+    # write lock for the length of it): each affected range's energy as if no sample were stored
+    # around it yet, used when that turns out to be so, and the INSERT statements.
     plans = []
     for first_hour, last_hour in affected_hour_ranges(times, max_gap):
         low = bisect.bisect_left(times, first_hour - max_gap)
@@ -189,6 +185,10 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
             energy_by_hour_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR, QUARTER)
         )
         plans.append((range_times, range_values, energy))
+    if not is_sqlite():
+        _store_postgres(meter_id, times, values, plans, max_gap)
+        return
+    upsert = _SampleUpsert(times, values)
     # A meter's key never changes once made, so a known one is looked up before taking the write lock.
     known_key = _known_meter_key(meter_id)
     grouped_write(lambda: _store_in_transaction(meter_id, known_key, upsert, plans, max_gap))
@@ -211,6 +211,112 @@ def _store_in_transaction(
     # An upsert of the changed hours is enough: an hour with energy keeps it when samples are added or
     # replaced (an interval that is split yields shorter ones over the same time), so none is deleted.
     _insert_hours(meter_id, {hour: kwh for change in changes if change for hour, kwh in change.items()})
+
+
+# --- the write path on PostgreSQL ------------------------------------------------------------------------
+# One statement per table family instead of one row literal per sample: the samples and the hours go as
+# text arrays ('{1,2,3}') that unnest() turns into rows server-side. execute_values built a 1,000-row VALUES
+# list through mogrify() (40 ms of Python a batch) that the server then had to parse; an array literal is
+# one join in Python and one cheap parse. A store of a new meter is one statement (lock, meter, samples,
+# hours: one round trip, its own transaction); one of a known meter is BEGIN, the lock, a read of the
+# stored samples beside the new ones, one statement upserting samples and hours, and COMMIT.
+
+_UNNEST_SAMPLES = 'unnest(%s::bigint[], %s::float8[]) AS s("time", reading)'
+_UNNEST_HOURS = (
+    "unnest(%s::bigint[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]) AS h(hour_start, kwh, f15, f30, f45)"
+)
+_UPSERT_SAMPLES = ' ON CONFLICT (meter_key, "time") DO UPDATE SET reading = excluded.reading'
+_UPSERT_HOURS = (
+    " ON CONFLICT (meter_kind, meter_id, hour_start) DO UPDATE SET kwh = excluded.kwh,"
+    " first_15 = excluded.first_15, first_30 = excluded.first_30, first_45 = excluded.first_45"
+)
+_HOURS_SELECT = f"SELECT '{JOI}', %s, h.hour_start, h.kwh, h.f15, h.f30, h.f45"
+
+_NEW_METER_SQL = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(%s, hashtext(%s))),"
+    " new_meter AS (INSERT INTO meters (meter_id) SELECT %s FROM locked"
+    " ON CONFLICT (meter_id) DO NOTHING RETURNING meter_key),"
+    ' samples AS (INSERT INTO meter_samples (meter_key, "time", reading)'
+    f' SELECT new_meter.meter_key, s."time", s.reading FROM new_meter, {_UNNEST_SAMPLES}),'
+    f" hours AS (INSERT INTO energy_rollups {_ROLLUP_COLUMNS} {_HOURS_SELECT} FROM new_meter, {_UNNEST_HOURS}"
+    f"{_UPSERT_HOURS})"
+    " SELECT meter_key FROM new_meter"
+)
+_KNOWN_METER_SQL = (
+    'WITH samples AS (INSERT INTO meter_samples (meter_key, "time", reading)'
+    f' SELECT %s, s."time", s.reading FROM {_UNNEST_SAMPLES}{_UPSERT_SAMPLES})'
+    f" INSERT INTO energy_rollups {_ROLLUP_COLUMNS} {_HOURS_SELECT} FROM {_UNNEST_HOURS}{_UPSERT_HOURS}"
+)
+
+
+def _pg_array(numbers: Iterable) -> str:
+    """A PostgreSQL array literal; repr() of a float is the shortest text that reads back as the same float."""
+    return "{" + ",".join(map(repr, numbers)) + "}"
+
+
+def _hour_arrays(energy: Mapping[int, HourRollup]) -> list[str]:
+    hours = sorted(energy)
+    columns = [[energy[hour][index] for hour in hours] for index in range(4)]
+    return [_pg_array(map(int, hours)), *(_pg_array(map(float, column)) for column in columns)]
+
+
+def _store_postgres(meter_id: str, times: list[int], values: list[float], plans: list[tuple], max_gap: int) -> None:
+    samples = [_pg_array(map(int, times)), _pg_array(map(float, values))]
+    outer = database.in_transaction()
+    # Only keys read committed are remembered (see _KeyCache); inside a caller's transaction none is.
+    known_key = None if outer else _key_cache.peek(meter_id)
+
+    def store_new_meter() -> int | None:
+        new_energy = {hour: kwh for _, _, energy in plans for hour, kwh in energy.items()}
+        params = (_METER_LOCK_CLASS, meter_id, meter_id, *samples, meter_id, *_hour_arrays(new_energy))
+        row = database.execute_sql(_NEW_METER_SQL, params).fetchone()
+        return None if row is None else row[0]
+
+    if known_key is None and not outer:
+        # One statement is a transaction of its own (Peewee runs psycopg2 in autocommit mode): committed
+        # when it returns, without the two round trips of BEGIN and COMMIT.
+        meter_key = store_new_meter()
+        if meter_key is not None:
+            _key_cache.remember(meter_id, meter_key)
+            return
+    if known_key is not None and not outer:
+        _store_known_meter_postgres(meter_id, known_key, samples, plans, max_gap)
+        return
+
+    def write() -> int:
+        if known_key is None and outer:
+            meter_key = store_new_meter()
+            if meter_key is not None:
+                return meter_key
+        # A known meter; or one this process did not know that the statement above found made by another.
+        _lock_meter(meter_id)
+        meter_key = known_key if known_key is not None else _meter_key(meter_id)
+        changes = [_changed_energy(meter_key, t, v, energy, max_gap) for t, v, energy in plans]
+        changed = {hour: kwh for change in changes if change for hour, kwh in change.items()}
+        database.execute_sql(_KNOWN_METER_SQL, (meter_key, *samples, meter_id, *_hour_arrays(changed)))
+        return meter_key
+
+    meter_key = grouped_write(write)
+    if not outer:
+        _key_cache.remember(meter_id, meter_key)  # committed now
+
+
+def _store_known_meter_postgres(
+    meter_id: str, meter_key: int, samples: list[str], plans: list[tuple], max_gap: int
+) -> None:
+    """A store to a known meter in three round trips instead of five: BEGIN goes with the lock, COMMIT with
+    the upsert (statements of one query string run in order; after an error the rest, COMMIT too, is
+    skipped and the transaction is rolled back here). The read between them needs the lock held and a
+    snapshot taken after it, so it cannot join either."""
+    try:
+        database.execute_sql("BEGIN; SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_METER_LOCK_CLASS, meter_id))
+        changes = [_changed_energy(meter_key, t, v, energy, max_gap) for t, v, energy in plans]
+        changed = {hour: kwh for change in changes if change for hour, kwh in change.items()}
+        database.execute_sql(f"{_KNOWN_METER_SQL}; COMMIT", (meter_key, *samples, meter_id, *_hour_arrays(changed)))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            database.execute_sql("ROLLBACK")
+        raise
 
 
 def _changed_energy(
@@ -276,17 +382,27 @@ class _KeyCache:
         self.keys: dict[str, int] = {}
         self.owner: object = None
 
-    def get(self, meter_id: str) -> int | None:
+    def peek(self, meter_id: str) -> int | None:
+        """The key if this process remembers it (no lookup)."""
         if self.owner is not database.obj:
             self.keys, self.owner = {}, database.obj
-        key = self.keys.get(meter_id)
+        return self.keys.get(meter_id)
+
+    def get(self, meter_id: str) -> int | None:
+        key = self.peek(meter_id)
         if key is None:
             key = _meter_key(meter_id)  # a committed row: a key made in a transaction that rolls back is never seen
             if key is not None:
-                if len(self.keys) >= self.LIMIT:
-                    self.keys = {}
-                self.keys[meter_id] = key
+                self.remember(meter_id, key)
         return key
+
+    def remember(self, meter_id: str, key: int) -> None:
+        """Only for a key known to be committed."""
+        if self.owner is not database.obj:
+            self.keys, self.owner = {}, database.obj
+        if len(self.keys) >= self.LIMIT:
+            self.keys = {}
+        self.keys[meter_id] = key
 
 
 _key_cache = _KeyCache()
@@ -329,9 +445,6 @@ def _refresh_hours(meter_id: str, first_hour: int, last_hour: int, max_gap: int)
         (meter_id, first_hour, last_hour),
     )
     _insert_hours(meter_id, energy)
-
-
-_ROLLUP_COLUMNS = "(meter_kind, meter_id, hour_start, kwh, first_15, first_30, first_45)"
 
 
 def _insert_hours(meter_id: str, energy: Mapping[int, HourRollup], kind: str = JOI) -> None:

@@ -10,16 +10,25 @@ GAP = 3600
 
 
 def store_failing_after_its_writes(meter_id, readings, monkeypatch):
-    """store() whose transaction fails at its last statement, after every other write was made."""
-    original = readings_repo._insert_hours
+    """store() whose transaction fails after every write was made, before it commits; on PostgreSQL, where a
+    new meter's store is one statement, that statement's last insert fails (an hour without its kWh)."""
+    original_write, original_hours = readings_repo.grouped_write, readings_repo._hour_arrays
 
-    def explode(*args, **kwargs):
-        original(*args, **kwargs)
-        raise peewee.OperationalError("disk full")
+    def explode_before_commit(fn):
+        def writes_then_fails():
+            fn()
+            raise peewee.OperationalError("disk full")
+
+        return original_write(writes_then_fails)
+
+    def one_hour_without_kwh(energy):
+        hours, *columns = original_hours(energy)
+        return [hours[:-1] + ",0}" if hours != "{}" else "{0}", *columns]
 
     with monkeypatch.context() as patch:
-        patch.setattr(readings_repo, "_insert_hours", explode)
-        with pytest.raises(peewee.OperationalError):
+        patch.setattr(readings_repo, "grouped_write", explode_before_commit)
+        patch.setattr(readings_repo, "_hour_arrays", one_hour_without_kwh)
+        with pytest.raises(peewee.DatabaseError):
             readings_repo.store(meter_id, readings, GAP)
 
 
@@ -27,6 +36,16 @@ def test_store_is_atomic_a_failing_batch_leaves_nothing(database, monkeypatch):
     store_failing_after_its_writes("m", [Reading(t, 1.0) for t in range(0, 1000, 10)], monkeypatch)
     assert readings_repo.period("m") is None
     assert readings_repo.EnergyHour.select().count() == 0
+
+
+def test_a_failing_store_to_a_known_meter_leaves_what_it_had_and_the_next_store_works(database, monkeypatch):
+    readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 3600, 60)], GAP)
+    rollups = readings_repo.hourly_energy("m", readings_repo.JOI)
+    store_failing_after_its_writes("m", [Reading(t, 9.0) for t in range(0, 7200, 30)], monkeypatch)
+    assert readings_repo.samples_between("m") == [Reading(t, 1.0) for t in range(0, 3600, 60)]
+    assert readings_repo.hourly_energy("m", readings_repo.JOI) == rollups
+    readings_repo.store("m", [Reading(3600, 1.0)], GAP)
+    assert readings_repo.rollup_differences("m", GAP) == []
 
 
 def test_rollups_equal_the_energy_of_the_raw_samples_after_out_of_order_writes(database):
