@@ -59,7 +59,9 @@ def meter(meter_id: str):
     daily = dashboard.energy_by_local_day(
         readings_repo.hourly_kwh_between(meter_id, hour_of(start), end), ZoneInfo(zone_name)
     )
-    costs = [{"plan_id": plan_id, "supplier": suppliers.get(plan_id, ""), "cost": cost} for plan_id, cost in comparison.costs]
+    costs = [
+        {"plan_id": plan_id, "supplier": suppliers.get(plan_id, ""), "cost": cost} for plan_id, cost in comparison.costs
+    ]
     recommended = costs[0]["plan_id"] if costs else None
     current_cost = next((row["cost"] for row in costs if row["plan_id"] == current_plan), None)
     return render_template(

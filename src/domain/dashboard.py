@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.errors import InvalidInput
@@ -30,9 +30,7 @@ def bucket_seconds(start: int, end: int, max_points: int = MAX_POINTS) -> int:
     return math.ceil(needed / DAY) * DAY
 
 
-def with_breaks(
-    points: Sequence[tuple[int, float]], longest_join: int
-) -> tuple[list[int | None], list[float | None]]:
+def with_breaks(points: Sequence[tuple[int, float]], longest_join: int) -> tuple[list[int | None], list[float | None]]:
     """x and y of a line, with a (None, None) point wherever two neighbours lie further apart than
     `longest_join` seconds, so the chart shows the gap instead of bridging it."""
     xs: list[int | None] = []
@@ -82,7 +80,7 @@ def parse_moment(value: str | None, field: str) -> int | None:
         except ValueError:
             raise refusal from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         moment = int(parsed.timestamp())
     if not 0 <= moment <= LAST_MOMENT:
         raise refusal
@@ -97,13 +95,16 @@ def checked_window(start: int, end: int) -> tuple[int, int]:
 
 def utc_input_value(moment: int) -> str:
     """The value of an <input type="datetime-local"> that shows `moment` in UTC."""
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M")
 
 
-def utc_text(moment: int | None) -> str:
+def utc_text(moment: int | datetime | None) -> str:
+    """An epoch second or an aware datetime as "2026-11-30 18:00 UTC"."""
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def total(values: Iterable[float]) -> float:

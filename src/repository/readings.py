@@ -715,7 +715,9 @@ def power_buckets(meter_id: str, start: int, end: int, bucket_seconds: int) -> l
 def hourly_kwh_between(meter_id: str, start: int, end: int, kind: str = JOI) -> dict[int, HourRollup]:
     """The stored hour rollups of the hours starting in [start, end), by hour start."""
     query = (
-        EnergyHour.select(EnergyHour.hour_start, EnergyHour.kwh, EnergyHour.first_15, EnergyHour.first_30, EnergyHour.first_45)
+        EnergyHour.select(
+            EnergyHour.hour_start, EnergyHour.kwh, EnergyHour.first_15, EnergyHour.first_30, EnergyHour.first_45
+        )
         .where(
             (EnergyHour.meter_kind == kind)
             & (EnergyHour.meter_id == meter_id)
@@ -725,4 +727,3 @@ def hourly_kwh_between(meter_id: str, start: int, end: int, kind: str = JOI) -> 
         .tuples()
     )
     return {hour: HourRollup(kwh, q15, q30, q45) for hour, kwh, q15, q30, q45 in query}
-
