@@ -166,51 +166,74 @@ def energy_period(window: Window, asked: str | None = None) -> str:
     return "hour" if window.span_ms <= HOURLY_ENERGY_UP_TO_MS else "day"
 
 
+@dataclass(frozen=True)
+class SeriesData:
+    label: str
+    x: tuple  # epoch ms (a bucket's start), or plan ids
+    y: tuple
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What one chart shows: `kind` "line" (an instantaneous measurement) or "bar" (a counter's energy)."""
+
+    chart_id: str
+    measurement: str
+    kind: str
+    title: str
+    unit: str
+    series: tuple[SeriesData, ...]
+
+
 def _series_label(measurement: str, unit: str) -> str:
     return f"{measurement} ({unit})" if unit else measurement
 
 
-def line_chart(spec: ChartSpec, buckets: list[BucketSummary], bucket_ms: int) -> dict:
-    """An instantaneous measurement as a line per series (one per unit it was stored in): the mean of
-    each bucket, at the bucket's start."""
-    lines: dict[int, dict] = {}
+def _grouped(buckets: list[BucketSummary], value, unit_of) -> list[SeriesData]:
+    """One series per stored series (a measurement stored in two units is two lines), in bucket order."""
+    points: dict[int, tuple[str, list, list]] = {}
     for bucket in buckets:
-        line = lines.setdefault(
-            bucket.series_id, {"label": _series_label(bucket.measurement, bucket.unit), "points": []}
+        label, xs, ys = points.setdefault(
+            bucket.series_id, (_series_label(bucket.measurement, unit_of(bucket.unit)), [], [])
         )
-        line["points"].append([bucket.start_ms, bucket.mean])
-    series = list(lines.values()) or [{"label": _series_label(spec.measurement, spec.unit), "points": []}]
-    return {
-        "id": f"chart-{spec.measurement}",
-        "measurement": spec.measurement,
-        "kind": "line",
-        "title": f"{spec.measurement}, mean per {_width_text(bucket_ms)}",
-        "unit": spec.unit,
-        "series": series,
-    }
+        xs.append(bucket.start_ms)
+        ys.append(value(bucket))
+    return [SeriesData(label, tuple(xs), tuple(ys)) for label, xs, ys in points.values()]
 
 
-def energy_chart(spec: ChartSpec, buckets: list[BucketSummary], period: str) -> dict:
+def line_chart(spec: ChartSpec, buckets: list[BucketSummary], bucket_ms: int) -> ChartData:
+    """An instantaneous measurement as a line per series: the mean of each bucket, at the bucket's start."""
+    series = _grouped(buckets, lambda bucket: bucket.mean, lambda unit: unit)
+    return ChartData(
+        f"chart-{spec.measurement}",
+        spec.measurement,
+        "line",
+        f"{spec.measurement}, mean per {_width_text(bucket_ms)}",
+        spec.unit,
+        tuple(series) or (SeriesData(_series_label(spec.measurement, spec.unit), (), ()),),
+    )
+
+
+def _energy_unit(unit: str) -> str:
+    return "kWh" if modbus.kwh_factor(unit) is not None else unit
+
+
+def energy_chart(spec: ChartSpec, buckets: list[BucketSummary], period: str) -> ChartData:
     """A counter as bars of what it rose per UTC hour or day, in kWh when its unit is an energy unit."""
-    bars: dict[int, dict] = {}
-    shown_unit = spec.unit
-    for bucket in buckets:
-        factor = modbus.kwh_factor(bucket.unit)
-        unit = "kWh" if factor is not None else bucket.unit
-        shown_unit = unit
-        bar = bars.setdefault(bucket.series_id, {"label": _series_label(bucket.measurement, unit), "points": []})
-        bar["points"].append([bucket.start_ms, (bucket.increase or 0.0) * (factor or 1.0)])
-    if not bars and modbus.kwh_factor(spec.unit) is not None:
-        shown_unit = "kWh"
-    series = list(bars.values()) or [{"label": _series_label(spec.measurement, shown_unit), "points": []}]
-    return {
-        "id": f"chart-{spec.measurement}",
-        "measurement": spec.measurement,
-        "kind": "bar",
-        "title": f"{spec.measurement}, {shown_unit} per {period} (UTC)",
-        "unit": shown_unit,
-        "series": series,
-    }
+    series = _grouped(
+        buckets,
+        lambda bucket: (bucket.increase or 0.0) * (modbus.kwh_factor(bucket.unit) or 1.0),
+        _energy_unit,
+    )
+    unit = _energy_unit(buckets[-1].unit if buckets else spec.unit)
+    return ChartData(
+        f"chart-{spec.measurement}",
+        spec.measurement,
+        "bar",
+        f"{spec.measurement}, {unit} per {period} (UTC)",
+        unit,
+        tuple(series) or (SeriesData(_series_label(spec.measurement, unit), (), ()),),
+    )
 
 
 def _width_text(bucket_ms: int) -> str:
@@ -236,20 +259,3 @@ def plan_costs(comparison: PlanComparison, plans: list[PricePlan]) -> list[PlanC
         PlanCost(plan_id, suppliers.get(plan_id, ""), cost, index == 0)
         for index, (plan_id, cost) in enumerate(comparison.costs)
     ]
-
-
-def plan_chart(costs: list[PlanCost]) -> dict:
-    return {
-        "id": "chart-plans",
-        "measurement": None,
-        "kind": "plans",
-        "title": "Cost on every price plan, cheapest first",
-        "unit": "",
-        "series": [
-            {
-                "label": "cost",
-                "points": [[cost.plan_id, round(cost.cost, 4)] for cost in costs],
-                "marked": [cost.plan_id for cost in costs if cost.recommended],
-            }
-        ],
-    }

@@ -11,6 +11,7 @@ from domain.sites_dashboard import (
     MINUTE,
     ChartSpec,
     PlanCost,
+    SeriesData,
     Window,
     buckets_in,
     chart_window,
@@ -18,7 +19,6 @@ from domain.sites_dashboard import (
     energy_period,
     line_bucket_ms,
     line_chart,
-    plan_chart,
     plan_costs,
     poll_state,
 )
@@ -126,38 +126,32 @@ def bucket(start_ms, series_id=1, measurement="active_power", unit="W", mean=Non
 
 def test_a_line_chart_has_one_series_per_stored_unit_with_the_bucket_means():
     spec = ChartSpec("active_power", 1, "W")
-    chart = line_chart(
-        spec,
-        [bucket(T0, mean=1.5), bucket(T0, series_id=2, unit="kW", mean=0.2), bucket(T0 + MINUTE, mean=2.5)],
-        MINUTE,
+    buckets = [bucket(T0, mean=1.5), bucket(T0, series_id=2, unit="kW", mean=0.2), bucket(T0 + MINUTE, mean=2.5)]
+    chart = line_chart(spec, buckets, MINUTE)
+    assert (chart.kind, chart.title, chart.chart_id) == ("line", "active_power, mean per minute", "chart-active_power")
+    assert chart.series == (
+        SeriesData("active_power (W)", (T0, T0 + MINUTE), (1.5, 2.5)),
+        SeriesData("active_power (kW)", (T0,), (0.2,)),
     )
-    assert chart["kind"] == "line" and chart["title"] == "active_power, mean per minute"
-    assert [(line["label"], line["points"]) for line in chart["series"]] == [
-        ("active_power (W)", [[T0, 1.5], [T0 + MINUTE, 2.5]]),
-        ("active_power (kW)", [[T0, 0.2]]),
-    ]
 
 
 def test_a_chart_without_data_still_has_its_series_so_it_draws_empty():
-    assert [line["points"] for line in line_chart(ChartSpec("voltage_ac", 1, "V"), [], MINUTE)["series"]] == [[]]
-    assert energy_chart(ChartSpec("active_energy_consumed", 2, "Wh"), [], "day")["unit"] == "kWh"
+    assert line_chart(ChartSpec("voltage_ac", 1, "V"), [], MINUTE).series == (SeriesData("voltage_ac (V)", (), ()),)
+    assert energy_chart(ChartSpec("active_energy_consumed", 2, "Wh"), [], "day").unit == "kWh"
 
 
 def test_an_energy_chart_is_bars_in_kwh_per_period():
     spec = ChartSpec("active_energy_consumed", 2, "Wh")
     chart = energy_chart(spec, [bucket(T0, unit="Wh", measurement=spec.measurement, increase=1500.0, kind=2)], "hour")
-    assert (chart["kind"], chart["unit"], chart["title"]) == (
-        "bar",
-        "kWh",
-        "active_energy_consumed, kWh per hour (UTC)",
-    )
-    assert chart["series"][0]["points"] == [[T0, 1.5]]
+    assert (chart.kind, chart.unit, chart.title) == ("bar", "kWh", "active_energy_consumed, kWh per hour (UTC)")
+    assert chart.series == (SeriesData("active_energy_consumed (kWh)", (T0,), (1.5,)),)
 
 
 def test_a_counter_in_no_energy_unit_keeps_its_own_unit():
-    spec = ChartSpec("pulses", 2, "imp")
-    chart = energy_chart(spec, [bucket(T0, unit="imp", measurement="pulses", increase=7.0, kind=2)], "day")
-    assert chart["unit"] == "imp" and chart["series"][0]["points"] == [[T0, 7.0]]
+    chart = energy_chart(
+        ChartSpec("pulses", 2, "imp"), [bucket(T0, unit="imp", measurement="pulses", increase=7.0, kind=2)], "day"
+    )
+    assert chart.unit == "imp" and chart.series[0].y == (7.0,)
 
 
 def test_plan_costs_keep_the_comparisons_order_and_mark_the_cheapest_as_the_recommendation():
@@ -167,8 +161,3 @@ def test_plan_costs_keep_the_comparisons_order_and_mark_the_cheapest_as_the_reco
         PlanCost("price-plan-2", "Power for Everyone", 1.0, True),
         PlanCost("price-plan-0", "Dr Evil's Dark Energy", 10.0, False),
     ]
-    assert plan_chart(costs)["series"][0] == {
-        "label": "cost",
-        "points": [["price-plan-2", 1.0], ["price-plan-0", 10.0]],
-        "marked": ["price-plan-2"],
-    }
