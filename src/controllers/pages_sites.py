@@ -140,7 +140,10 @@ def _plans_chart(plans: list[view.PlanCost]) -> dict:
     colors = [RECOMMENDED_COLOR if plan.recommended else OTHER_PLAN_COLOR for plan in plans]
     labels = ["recommended" if plan.recommended else "" for plan in plans]
     series = page_charts.Series(
-        "cost", [plan.plan_id for plan in plans], [round(plan.cost, 4) for plan in plans], {"colors": colors, "text": labels}
+        "cost",
+        [plan.plan_id for plan in plans],
+        [round(plan.cost, 4) for plan in plans],
+        {"colors": colors, "text": labels},
     )
     return page_charts.bar_chart([series], y_title="cost", x_title="price plan")
 
