@@ -45,12 +45,20 @@ def site(client):
             SimpleNamespace(id=owner.id), 1502, measurements=["voltage_ac", "active_energy_consumed"]
         )
         other_host = silesia_sites.host(SimpleNamespace(id=other.id), 1503, measurements=["voltage_ac"])
-        samples = [Sample(host, "voltage_ac", 1, "V", T0 + i * MINUTE, 230.0 + i % 7) for i in range(WEEK_OF_MINUTES)]
-        samples += [
-            Sample(host, "active_energy_consumed", 2, "kWh", T0 + i * MINUTE, i / 60) for i in range(WEEK_OF_MINUTES)
-        ]
-        modbus_repo.store_round(samples, [HostOutcome(other_host, T0, 0, 1, ("no answer within 3 s",))])
+        modbus_repo.store_round([], [HostOutcome(other_host, T0, 0, 1, ("no answer within 3 s",))])
     return SimpleNamespace(owner=owner, other=other, admin=admin, host=host, other_host=other_host)
+
+
+@pytest.fixture
+def week(site):
+    """A week of one-minute samples of the owner's host: a voltage and an energy counter."""
+    samples = [Sample(site.host, "voltage_ac", 1, "V", T0 + i * MINUTE, 230.0 + i % 7) for i in range(WEEK_OF_MINUTES)]
+    samples += [
+        Sample(site.host, "active_energy_consumed", 2, "kWh", T0 + i * MINUTE, i / 60) for i in range(WEEK_OF_MINUTES)
+    ]
+    with db.database.connection_context():
+        modbus_repo.store_round(samples, [])
+    return site
 
 
 def test_the_sites_page_asks_for_a_login_first(client, site):
@@ -85,7 +93,7 @@ def test_another_users_host_page_answers_404_and_an_admin_sees_it(client, site):
     assert f'data-host="{site.host}"' in admin_overview and f'data-host="{site.other_host}"' in admin_overview
 
 
-def test_the_host_page_draws_a_line_per_instantaneous_measurement_and_energy_bars_per_hour(client, site):
+def test_the_host_page_draws_a_line_per_instantaneous_measurement_and_energy_bars_per_hour(client, week, site):
     log_in(client, "sunny")
     answer = client.get(f"/dashboard/sites/hosts/{site.host}")
     assert answer.status_code == 200
@@ -98,13 +106,13 @@ def test_the_host_page_draws_a_line_per_instantaneous_measurement_and_energy_bar
     assert sum(energy["series"][0]["y"]) == pytest.approx((WEEK_OF_MINUTES - 1) / 60)
 
 
-def test_energy_per_day_when_asked(client, site):
+def test_energy_per_day_when_asked(client, week, site):
     log_in(client, "sunny")
     found = charts(client.get(f"/dashboard/sites/hosts/{site.host}", params={"energy": "day"}).text)
     assert len(found["chart-active_energy_consumed"]["series"][0]["x"]) == 8
 
 
-def test_the_plan_comparison_is_cheapest_first_with_the_recommendation_marked(client, site):
+def test_the_plan_comparison_is_cheapest_first_with_the_recommendation_marked(client, week, site):
     log_in(client, "sunny")
     page = client.get(f"/dashboard/sites/hosts/{site.host}").text
     plans = charts(page)["chart-plans"]["series"][0]
@@ -114,7 +122,7 @@ def test_the_plan_comparison_is_cheapest_first_with_the_recommendation_marked(cl
     assert plans["text"][0] == "recommended" and plans["text"][1:] == [""] * (len(plans["x"]) - 1)
 
 
-def test_a_zoomed_window_comes_back_at_full_resolution_as_json(client, site):
+def test_a_zoomed_window_comes_back_at_full_resolution_as_json(client, week, site):
     log_in(client, "sunny")
     start = T0 // 1000
     answer = client.get(
@@ -131,7 +139,7 @@ def test_a_zoomed_window_comes_back_at_full_resolution_as_json(client, site):
         ({"from": "soon"}, "ISO 8601"),
     ],
 )
-def test_a_bad_window_answers_400_with_the_message_and_the_default_week(client, site, params, words):
+def test_a_bad_window_answers_400_with_the_message_and_the_default_week(client, week, site, params, words):
     log_in(client, "sunny")
     answer = client.get(f"/dashboard/sites/hosts/{site.host}", params=params)
     assert answer.status_code == 400

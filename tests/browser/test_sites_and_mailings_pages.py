@@ -88,8 +88,11 @@ def test_a_zoom_redraws_the_window_from_the_server(page, live_server, people, lo
     assert len(json.loads(zoomed.value.body())["series"][0]["x"]) == 61  # one-minute samples, 2-second buckets
 
 
-def test_another_users_host_page_answers_404_and_an_admin_sees_it(page, live_server, people, log_in, shoot):
-    page.problems.allowed.append(f"HTTP 404: GET {live_server.url}/dashboard/sites/hosts/{people.other_host}")
+def test_another_users_host_page_answers_404(page, live_server, people, log_in, shoot):
+    page.problems.allowed += [
+        f"HTTP 404: GET {live_server.url}/dashboard/sites/hosts/{people.other_host}",
+        "console: Failed to load resource: the server responded with a status of 404",
+    ]
     log_in(page, people.owner, "/dashboard/sites")
     answer = page.goto(f"/dashboard/sites/hosts/{people.other_host}")
     assert answer.status == 404
@@ -139,7 +142,10 @@ def test_a_mailing_created_through_the_form_appears_in_the_api(page, live_server
 
 
 def test_a_bad_form_shows_the_message_next_to_the_field(page, live_server, people, log_in, shoot):
-    page.problems.allowed.append(f"HTTP 400: POST {live_server.url}/dashboard/mailings/new")
+    page.problems.allowed += [
+        f"HTTP 400: POST {live_server.url}/dashboard/mailings/new",
+        "console: Failed to load resource: the server responded with a status of 400",
+    ]
     log_in(page, people.admin, "/dashboard/mailings")
     _, before = live_server.api("GET", "/api/v1/mailings/")
     form = page.locator("#new-mailing")
@@ -172,7 +178,10 @@ def test_a_client_created_through_the_form_and_the_mailings_progress(page, live_
 
 
 def test_an_anonymous_visitor_and_a_non_admin_cannot_open_the_mailings_admin(page, live_server, people, log_in):
-    page.problems.allowed.append(f"HTTP 403: GET {live_server.url}/dashboard/mailings")
+    page.problems.allowed += [
+        f"HTTP 403: GET {live_server.url}/dashboard/mailings",
+        "console: Failed to load resource: the server responded with a status of 403",
+    ]
     page.goto("/dashboard/mailings")
     page.wait_for_url("**/login?next=/dashboard/mailings")
     log_in(page, people.owner, "/dashboard/sites")
