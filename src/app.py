@@ -31,6 +31,7 @@ import errors  # noqa: E402
 import mqtt_publisher  # noqa: E402
 import observability  # noqa: E402
 from config import Config  # noqa: E402
+from controllers import pages  # noqa: E402
 from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
 from fastpath import ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
@@ -121,6 +122,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     app.add_middleware(PathAliases, position=MiddlewarePosition.BEFORE_SWAGGER)
     errors.register(app)
+    pages.install(app.app, config)  # the web pages: plain Flask routes beside the API (controllers/pages.py)
     warn_when_no_key_can_pass(config)
     observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)
     mqtt_publisher.configure(config)

@@ -113,6 +113,12 @@ class Config:
     modbus_concurrency: int = 100  # hosts talked to at once in a round
     # DSMR statistics (issue 15): readings further apart than this book nothing between them (an outage).
     dsmr_max_gap_seconds: int = 3600
+    # --- Web pages (src/controllers/pages*.py) ---
+    # Signs the page session cookie; unset: one is generated once and kept in the database (settings table),
+    # so every worker and instance on that database agrees on it.
+    secret_key: str | None = None
+    # Believe X-Forwarded-Proto (the session cookie is Secure when it says https): only behind a proxy that sets it.
+    trusted_proxy: bool = False
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -139,6 +145,10 @@ class Config:
         if self.dsmr_max_gap_seconds <= 0:
             raise ValueError(f"DSMR_MAX_GAP_SECONDS must be > 0, not {self.dsmr_max_gap_seconds}")
         self._check_mailing_settings()
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ValueError(
+                "SECRET_KEY must be at least 32 characters (python -c 'import secrets; print(secrets.token_hex())')"
+            )
 
     def _check_observability(self) -> None:
         if self.log_format not in {"text", "json"}:
@@ -229,6 +239,9 @@ class Config:
             modbus_timeout_seconds=_float("MODBUS_TIMEOUT_SECONDS", 3.0),
             modbus_concurrency=_int("MODBUS_CONCURRENCY", 100),
             dsmr_max_gap_seconds=_int("DSMR_MAX_GAP_SECONDS", 3600),
+            # --- Web pages ---
+            secret_key=os.environ.get("SECRET_KEY") or None,
+            trusted_proxy=_flag("TRUSTED_PROXY", False),
         )
         values.update(overrides)
         return cls(**values)
