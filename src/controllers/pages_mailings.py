@@ -67,7 +67,7 @@ def _overview(
         for mailing, counts in page
     ]
     body = render_template(
-        "mailings.html",
+        "mailings/index.html",
         rows=rows,
         mailing_total=mailing_total,
         mailings_offset=mailings_offset,
@@ -126,7 +126,7 @@ def _mailing_page(mailing_id: int, form: dict | None = None, error: forms.FormEr
     offset = _offset("offset")
     messages, message_total = mailings_repo.messages(mailing_id, MESSAGES_PAGE_SIZE, offset, status=wanted)
     body = render_template(
-        "mailing.html",
+        "mailings/mailing.html",
         mailing=current,
         started=forms.has_started(current, _now()),
         progress=forms.progress(mailings_repo.status_counts(mailing_id)),
@@ -176,7 +176,7 @@ def delete_mailing(mailing_id: int):
 @admin_required
 def client(client_id: int):
     current = mailings_repo.get_client(client_id)
-    return render_template("mailings_client.html", client=current, form=forms.client_form_values(current), error=None)
+    return render_template("mailings/client.html", client=current, form=forms.client_form_values(current), error=None)
 
 
 @blueprint.post("/dashboard/mailings/clients/<int:client_id>")
@@ -187,7 +187,7 @@ def update_client(client_id: int):
         mailings_repo.update_client(forms.client_from_form(request.form, client_id=client_id))
     except (InvalidInput, Conflict) as refusal:
         error = forms.form_error(refusal, forms.CLIENT_FIELDS)
-        page = render_template("mailings_client.html", client=current, form=request.form, error=error)
+        page = render_template("mailings/client.html", client=current, form=request.form, error=error)
         return page, _status(400, refusal)
     log.info("client_id=%d updated (admin page)", client_id)
     flash(f"Client {client_id} saved.", "ok")

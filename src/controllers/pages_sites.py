@@ -15,7 +15,7 @@ from flask import Blueprint, jsonify, render_template, request, url_for
 from controllers import page_charts
 from controllers.context import settings
 from controllers.modbus import ENERGY_COUNTER
-from controllers.page_access import login_required
+from controllers.page_access import login_required, sites_owner
 from controllers.page_session import page_user
 from controllers.pages import NavItem
 from domain import modbus
@@ -33,9 +33,7 @@ OTHER_PLAN_COLOR = "#8b98a9"
 
 
 def _owner() -> int | None:
-    """Whose sites the caller sees: their own, or everyone's for an admin."""
-    user = page_user()
-    return None if user.is_admin else user.id
+    return sites_owner(page_user())
 
 
 @blueprint.get("/dashboard/sites")
@@ -43,7 +41,7 @@ def _owner() -> int | None:
 def sites():
     found = sites_repo.sites(_owner())
     states = {summary.host.id: view.poll_state(summary.status) for site in found for summary in site.hosts}
-    return render_template("sites.html", sites=found, states=states, show_owner=_owner() is None)
+    return render_template("sites/index.html", sites=found, states=states, show_owner=_owner() is None)
 
 
 def _now_ms() -> int:
@@ -67,7 +65,7 @@ def host(host_id: int):
     charts = [_chart(host_id, spec, window, energy) for spec in sites_repo.chart_specs(host_id)]
     plans, plans_note = _plans(host_id, window)
     page = render_template(
-        "sites_host.html",
+        "sites/host.html",
         summary=summary,
         location=location,
         state=view.poll_state(summary.status),
