@@ -110,7 +110,9 @@ def _status_json(host_id: int) -> dict:
     if status is None:
         return {
             "host": host_id,
-            **dict.fromkeys(["last_poll_at", "last_success_at", "last_error", "last_error_at", "last_outcome"]),
+            **dict.fromkeys(
+                ["last_poll_at", "last_success_at", "last_error", "last_error_at", "last_outcome", "failing_since"]
+            ),
             "consecutive_failures": 0,
             "measurements_read": 0,
             "measurements_failed": 0,
@@ -125,6 +127,7 @@ def _status_json(host_id: int) -> dict:
         "last_outcome": status.last_outcome,
         "measurements_read": status.measurements_read,
         "measurements_failed": status.measurements_failed,
+        "failing_since": _instant(status.failing_since_ms),
     }
 
 
