@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 import controllers
 from config import Config
 from controllers import page_session
+from domain.dashboard import utc_text
 from domain.errors import DomainError
 from repository.db import UNAVAILABLE_ERRORS
 
@@ -57,6 +58,7 @@ def install(app: Flask, config: Config) -> None:
     page_session.install(app, config)
     app.template_folder = str(SRC / "templates")
     app.jinja_env.globals.update(csrf_token=page_session.csrf_token, csrf_field=csrf_field)
+    app.jinja_env.filters["utc"] = utc_text
     navigation: list[NavItem] = []
     for name in page_modules():
         module = importlib.import_module(name)

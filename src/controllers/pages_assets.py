@@ -38,6 +38,5 @@ def chart_library(version: str):
     return response
 
 
-@blueprint.app_context_processor
-def _chart_library():
-    return {"chart_library_url": chart_library_url}
+# A Jinja global, not a context processor: macros.html (imported without context) calls it.
+blueprint.record_once(lambda state: state.app.jinja_env.globals.update(chart_library_url=chart_library_url))

@@ -28,15 +28,16 @@ def list_plans():
 
 
 def compare_all(smart_meter_id: str, from_: int | None = None, to: int | None = None):
-    comparison = _compare(smart_meter_id, from_, to)
+    comparison = compare_plans(smart_meter_id, from_, to)
     return json_response({"pricePlanId": comparison.current_plan_id, "pricePlanComparisons": _costs_json(comparison)})
 
 
 def recommend(smart_meter_id: str, limit: int | None = None, from_: int | None = None, to: int | None = None):
-    return json_response(_costs_json(tariffs.recommend(_compare(smart_meter_id, from_, to), limit)))
+    return json_response(_costs_json(tariffs.recommend(compare_plans(smart_meter_id, from_, to), limit)))
 
 
-def _compare(meter_id: str, from_: int | None, to: int | None) -> tariffs.PlanComparison:
+def compare_plans(meter_id: str, from_: int | None, to: int | None) -> tariffs.PlanComparison:
+    """Every plan's cost for the meter in the window (an open side ends at the meter's data); also the pages'."""
     check_window(from_, to)
     bounds = readings_repo.period(meter_id)
     if bounds is None:

@@ -28,12 +28,13 @@
 
   function layout(spec) {
     return {
-      margin: { l: 56, r: 16, t: 8, b: 48 },
-      barmode: spec.stacked ? "stack" : "group",
+      margin: { l: 56, r: 16, t: spec.series.length > 1 ? 32 : 8, b: 48 },
+      // "relative" stacks negative values (energy returned) below the axis and positive ones above it.
+      barmode: spec.stacked ? "relative" : "group",
       showlegend: spec.series.length > 1,
-      legend: { orientation: "h", y: -0.2 },
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
       xaxis: { title: { text: spec.x_title || "" }, type: spec.x_type || "-", automargin: true, fixedrange: !spec.zoomable },
-      yaxis: { title: { text: spec.y_title || "" }, rangemode: "tozero", automargin: true, fixedrange: true },
+      yaxis: { title: { text: spec.y_title || "" }, rangemode: "tozero", automargin: true, fixedrange: true, zeroline: true },
       font: { family: "system-ui, sans-serif", size: 13 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       annotations: spec.annotations || []
