@@ -19,6 +19,8 @@ Sections (targets are ratios, because shared machines are noisy):
      connections vs a plain Flask app answering a fixed body of the same size        >= 0.5; 1 conn p50 <= 1.5 ms
   10 a fleet of 1,000 P1 meters, each posting every 10 s for 60 s (v1 telegrams, then v2 readings):
      p99 <= 50 ms, every telegram stored, statistics equal to verify-statistics' recomputation
+  11 the web pages (JOI meter with the demo week, meters list, OMS, start page) in headless Chromium: HTML,
+     first paint, load, charts drawn, main-thread CPU; first visit and a later one (bench/pages_bench.py)  <= 1 s
 The plain Flask reference is bench/echo_app.py served by gunicorn (sync workers, one per core), as Flask apps
 are deployed; sections 1 and 2 also report the same echo inside uvicorn via a2wsgi (how Connexion serves ours).
 Sections 1 and 2 run with SQLITE_SYNCHRONOUS=FULL (the default, which the target applies to) and NORMAL.
@@ -576,6 +578,30 @@ def modbus_section(report: Report) -> None:
     report.note("7", json.dumps(result))
 
 
+# ------------------------------------------------------------------------------------------ section 11
+
+
+def pages_section(report: Report) -> None:
+    import pages_bench
+
+    if not Path(pages_bench.CHROMIUM).exists():
+        report.add(Row("11", "web pages in headless Chromium", "-", "-", result="not available"))
+        return
+    for result in pages_bench.measure(runs=3 if report.profile.name == "full" else 1):
+        drawn = pages_bench.median(result["warm"], "drawn") or pages_bench.median(result["warm"], "load")
+        report.add(
+            Row(
+                "11",
+                f"{result['what']} ({result['path']}): load, first visit and a later one",
+                pages_bench.summary(result),
+                "1 s",
+                f"{drawn / 1000:.2f}",
+                "later visit drawn <= 1 s",
+                verdict(drawn <= 1000),
+            )
+        )
+
+
 SECTIONS = {
     1: ("POST /readings/store, 1,000-reading batches", lambda report: store_section(report, "batch")),
     2: ("POST /readings/store, single readings", lambda report: store_section(report, "single")),
@@ -587,6 +613,7 @@ SECTIONS = {
     8: ("mailings dispatch", mailings_section),
     9: ("read path of a small meter", read_path_section),
     10: ("a fleet of P1 meters", fleet_section),
+    11: ("web pages with a week of one-minute readings", pages_section),
 }
 
 

@@ -11,11 +11,13 @@ session; every POST to a page must send it back (form field `csrf_token` or head
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+import threading
 from datetime import timedelta
 
 from flask import Flask, abort, g, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import NullSession, SecureCookieSessionInterface
 
 from config import Config
 from controllers.context import now, settings
@@ -23,6 +25,10 @@ from domain.accounts import User, issue_token
 from repository import db
 from repository import settings as settings_repo
 from repository import users as users_repo
+from repository.db import UNAVAILABLE_ERRORS
+
+log = logging.getLogger(__name__)
+_key_lock = threading.Lock()
 
 SECRET_KEY_SETTING = "page_session_secret_key"
 CSRF_FIELD = "csrf_token"
@@ -36,6 +42,10 @@ class _SchemeAwareSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request_is_https()
 
+    def open_session(self, app: Flask, request):
+        _ensure_secret_key(app)  # the session opens before any before_request hook runs
+        return super().open_session(app, request)
+
 
 def request_is_https() -> bool:
     if request.scheme == "https":
@@ -46,19 +56,28 @@ def request_is_https() -> bool:
     return False
 
 
-def secret_key(config: Config) -> str:
-    """SECRET_KEY, or the one kept in the database (made on first start, then the same for every process)."""
-    if config.secret_key:
-        return config.secret_key
-    db.connect()
-    try:
-        return settings_repo.put_if_absent(SECRET_KEY_SETTING, secrets.token_hex(32))
-    finally:
-        db.close()
+def stored_secret_key() -> str:
+    """The key kept in the database: made by the first process that asks, then the same for every process."""
+    return settings_repo.put_if_absent(SECRET_KEY_SETTING, secrets.token_hex(32))
+
+
+def _ensure_secret_key(app: Flask) -> None:
+    """When a request opens its session: the service starts while the database is down, as the API does,
+    and reads the key on the first request that finds the database; until then a page that needs the
+    session answers 503."""
+    if app.secret_key:
+        return
+    with _key_lock:
+        if not app.secret_key:
+            try:
+                db.connect()  # the request's connection (its before_request reuses it, teardown closes it)
+                app.secret_key = stored_secret_key()
+            except UNAVAILABLE_ERRORS as error:
+                log.warning("page sessions wait for the database: %s", error)
 
 
 def install(app: Flask, config: Config) -> None:
-    app.secret_key = secret_key(config)
+    app.secret_key = config.secret_key
     app.session_interface = _SchemeAwareSessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME="joi_session",
@@ -73,6 +92,8 @@ def install(app: Flask, config: Config) -> None:
 
 def csrf_token() -> str:
     """This session's token (made on first use); templates put it in every form via `csrf_field()`."""
+    if isinstance(session, NullSession):
+        abort(503, description="The database cannot be reached right now, so no form can be sent. Retry shortly.")
     token = session.get(CSRF_FIELD)
     if not token:
         token = secrets.token_urlsafe(32)

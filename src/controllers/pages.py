@@ -70,7 +70,10 @@ def install(app: Flask, config: Config) -> None:
 
     @app.context_processor
     def _layout_context():
-        user = page_session.page_user()
+        try:
+            user = page_session.page_user()
+        except UNAVAILABLE_ERRORS:  # an error page about the database must still render
+            user = None
         items = [
             item
             for item in navigation

@@ -26,9 +26,9 @@ def week_of_readings(live_server):
 
 def test_the_meter_list_links_to_each_meter(page, week_of_readings, shoot):
     page.goto("/dashboard/meters")
+    shoot(page, "meters")
     page.get_by_role("link", name=METER).click()
     page.wait_for_url(f"**/dashboard/meters/{METER}")
-    shoot(page, "meters")
 
 
 def test_a_week_of_minute_readings_draws_power_daily_energy_and_plan_costs(page, week_of_readings, shoot):
