@@ -11,6 +11,7 @@
   pages (all installations, with a picker); anyone else gets 403.
 - `may_view_oms(user)`: OMS export is open in the API (the seed documents no credentials), so the page is;
   in closed mode the export is for admins, and so is the page.
+- `sites_owner(user)`: a user sees their own SilesiaSolar sites and hosts, an admin everyone's.
 """
 
 from __future__ import annotations
@@ -83,3 +84,9 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc:
         return url_for("pages_home.start_page")
     return target
+
+
+def sites_owner(user: User) -> int | None:
+    """Whose SilesiaSolar sites and hosts a logged-in user sees: their own (another user's host is a 404, as in
+    the API), or everyone's (None) for an admin."""
+    return None if user.is_admin else user.id
