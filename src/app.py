@@ -33,6 +33,7 @@ import limits  # noqa: E402
 import mqtt_publisher  # noqa: E402
 import observability  # noqa: E402
 from config import Config  # noqa: E402
+from controllers import pages  # noqa: E402
 from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
 from database_setup import prepare_database  # noqa: E402
 from fastpath import DsmrTelegramFastPath, MeterReadsFastPath, ReadingsStoreFastPath  # noqa: E402
@@ -106,6 +107,7 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_middleware(MeterReadsFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     app.add_middleware(PathAliases, position=MiddlewarePosition.BEFORE_SWAGGER)
     errors.register(app)
+    pages.install(app.app, config)  # the web pages: plain Flask routes beside the API (controllers/pages.py)
     warn_when_no_key_can_pass(config)
     observability.install(app, config)  # request ids, metrics and the access log (the outermost middleware)
     limits.install(app, config)  # body size and time, requests at once (README "Limits"), inside the observation

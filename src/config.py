@@ -120,6 +120,12 @@ class Config:
     body_timeout_seconds: float = 30.0  # a body not all there this long after its headers answers 408
     header_timeout_seconds: float = 10.0  # headers not all there this long after they began: 408, closed
     max_concurrent_requests: int = 64  # per web process; past it 503 with Retry-After at once
+    # --- Web pages (src/controllers/pages*.py) ---
+    # Signs the page session cookie; unset: one is generated once and kept in the database (settings table),
+    # so every worker and instance on that database agrees on it.
+    secret_key: str | None = None
+    # Believe X-Forwarded-Proto (the session cookie is Secure when it says https): only behind a proxy that sets it.
+    trusted_proxy: bool = False
 
     def __post_init__(self):
         # Fail at start-up, not with a 500 on the first request that needs the setting.
@@ -150,6 +156,10 @@ class Config:
             raise ValueError("MAX_BODY_BYTES must be at least 1024 and MAX_CONCURRENT_REQUESTS at least 1")
         if self.body_timeout_seconds <= 0 or self.header_timeout_seconds <= 0:
             raise ValueError("BODY_TIMEOUT_SECONDS and HEADER_TIMEOUT_SECONDS must be > 0")
+        if self.secret_key is not None and len(self.secret_key) < 32:
+            raise ValueError(
+                "SECRET_KEY must be at least 32 characters (python -c 'import secrets; print(secrets.token_hex())')"
+            )
 
     def _check_observability(self) -> None:
         if self.log_format not in {"text", "json"}:
@@ -246,6 +256,9 @@ class Config:
             body_timeout_seconds=_float("BODY_TIMEOUT_SECONDS", 30.0),
             header_timeout_seconds=_float("HEADER_TIMEOUT_SECONDS", 10.0),
             max_concurrent_requests=_int("MAX_CONCURRENT_REQUESTS", 64),
+            # --- Web pages ---
+            secret_key=os.environ.get("SECRET_KEY") or None,
+            trusted_proxy=_flag("TRUSTED_PROXY", False),
         )
         values.update(overrides)
         return cls(**values)

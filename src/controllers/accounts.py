@@ -100,7 +100,14 @@ def register(body: dict):
 
 
 def login(body: dict):
-    username, password = body["username"], body["password"]
+    user = check_credentials(body["username"], body["password"])
+    token = issue_token(now(), settings().token_ttl_hours)
+    users_repo.replace_tokens(user.id, token)
+    return json_response({"user": user_json(user), "token": token.token})
+
+
+def check_credentials(username: str, password: str) -> User:
+    """The user these credentials belong to, under the login throttle (the API's login and the web pages')."""
     config = settings()
     moment = now()
     keys = [throttle_key("username", username), throttle_key("address", request.remote_addr or "unknown")]
@@ -122,9 +129,7 @@ def login(body: dict):
     users_repo.forget_failures(reserved, keys[0])
     if password_needs_rehash(found.password_hash):
         users_repo.replace_password_hash(found.user.id, hash_password(password))
-    token = issue_token(moment, config.token_ttl_hours)
-    users_repo.replace_tokens(found.user.id, token)
-    return json_response({"user": user_json(found.user), "token": token.token})
+    return found.user
 
 
 def logout():

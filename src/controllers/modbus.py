@@ -10,9 +10,8 @@ from flask import request
 from controllers.accounts import current_user
 from controllers.context import settings
 from controllers.responses import json_response
-from domain import modbus, silesia, tariffs
-from domain.errors import Conflict, InvalidInput, NotFound
-from repository import accounts as plans_repo
+from domain import modbus, silesia
+from domain.errors import InvalidInput, NotFound
 from repository import modbus as modbus_repo
 from repository import silesia as silesia_repo
 
@@ -111,7 +110,9 @@ def _status_json(host_id: int) -> dict:
     if status is None:
         return {
             "host": host_id,
-            **dict.fromkeys(["last_poll_at", "last_success_at", "last_error", "last_error_at", "last_outcome"]),
+            **dict.fromkeys(
+                ["last_poll_at", "last_success_at", "last_error", "last_error_at", "last_outcome", "failing_since"]
+            ),
             "consecutive_failures": 0,
             "measurements_read": 0,
             "measurements_failed": 0,
@@ -126,6 +127,7 @@ def _status_json(host_id: int) -> dict:
         "last_outcome": status.last_outcome,
         "measurements_read": status.measurements_read,
         "measurements_failed": status.measurements_failed,
+        "failing_since": _instant(status.failing_since_ms),
     }
 
 
@@ -142,22 +144,9 @@ def price_plans(host_id: int, from_: str | None = None, to: str | None = None):
     # An open side of the window ends at the counter's data, never before the other side.
     start = start if start is not None else bounds[0] if end is None else min(bounds[0], end)
     end = end if end is not None else max(bounds[1], start)
-    slices, units = modbus_repo.counter_slices(
-        host_id,
-        ENERGY_COUNTER,
-        start_ms=start,
-        end_ms=end,
-        slice_ms=modbus.PRICING_SLICE_MS,
-        max_gap_ms=settings().max_reading_gap_seconds * 1000,
+    comparison = modbus_repo.price_comparison(
+        host_id, ENERGY_COUNTER, start_ms=start, end_ms=end, max_gap_ms=settings().max_reading_gap_seconds * 1000
     )
-    if not any(modbus.kwh_factor(unit) is not None for unit in units):
-        raise Conflict(
-            f"The {ENERGY_COUNTER} counter of host {host_id} is in {', '.join(sorted(units))!r},"
-            " not an energy unit (Wh, kWh or MWh): fix its register's unit."
-        )
-    plans = plans_repo.price_plans()
-    energy = modbus.weekday_energy(slices, {plan.time_zone for plan in plans})
-    comparison = tariffs.compare(plans, energy, (start // 1000, end // 1000), None)
     return json_response(
         {
             "pricePlanId": None,

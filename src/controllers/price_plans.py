@@ -40,18 +40,25 @@ def recommend(smart_meter_id: str, limit: int | None = None, from_: int | None =
 
 def compare_all_json(meter_id: str, from_: int | None, to: int | None, config: Config, who: Caller) -> dict:
     """compare-all's answer without Flask (the controller above and the ASGI fast path call it)."""
-    comparison = _compare(meter_id, from_, to, config, who)
+    require_meter_read(meter_id, who)
+    comparison = compare_plans(meter_id, from_, to, config)
     return {"pricePlanId": comparison.current_plan_id, "pricePlanComparisons": _costs_json(comparison)}
 
 
 def recommend_json(
     meter_id: str, limit: int | None, from_: int | None, to: int | None, config: Config, who: Caller
 ) -> list[dict]:
-    return _costs_json(tariffs.recommend(_compare(meter_id, from_, to, config, who), limit))
-
-
-def _compare(meter_id: str, from_: int | None, to: int | None, config: Config, who: Caller) -> tariffs.PlanComparison:
     require_meter_read(meter_id, who)
+    return _costs_json(tariffs.recommend(compare_plans(meter_id, from_, to, config), limit))
+
+
+def compare_plans(
+    meter_id: str, from_: int | None, to: int | None, config: Config | None = None
+) -> tariffs.PlanComparison:
+    """Every plan's cost for the meter in the window (an open side ends at the meter's data); also the pages'
+    (which decide who may see a meter in page_access.py; the API's operations ask require_meter_read).
+    `config` is the app's settings when called outside a Flask request (the ASGI fast path)."""
+    config = config or settings()
     check_window(from_, to)
     bounds = readings_repo.period(meter_id)
     if bounds is None:

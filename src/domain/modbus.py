@@ -167,7 +167,9 @@ class PollStatus:
     last_poll_at: when the latest poll started; last_success_at: the latest poll that read every
     assigned measurement; last_error / last_error_at: the latest poll that had any error, and its
     errors; consecutive_failures: polls in a row, up to the latest, with at least one error (0 after
-    a clean poll); last_outcome: "ok", "partial" (some measurements read, some not) or "failed".
+    a clean poll); last_outcome: "ok", "partial" (some measurements read, some not) or "failed";
+    failing_since: when the first poll of the current run of failures started (None while the latest
+    poll was clean, and for a run that began before the record kept it).
     """
 
     host_id: int
@@ -179,6 +181,7 @@ class PollStatus:
     last_outcome: str
     measurements_read: int
     measurements_failed: int
+    failing_since_ms: int | None = None
 
 
 MAX_ERROR_TEXT = 2000
@@ -202,13 +205,16 @@ def next_status(previous: PollStatus | None, outcome: HostOutcome) -> PollStatus
         measurements_failed=outcome.measurements_failed,
     )
     if outcome.outcome == "ok":
-        return replace(base, **common, last_success_at_ms=outcome.polled_at_ms, consecutive_failures=0)
+        return replace(
+            base, **common, last_success_at_ms=outcome.polled_at_ms, consecutive_failures=0, failing_since_ms=None
+        )
     return replace(
         base,
         **common,
         last_error=error_text(outcome.errors),
         last_error_at_ms=outcome.polled_at_ms,
         consecutive_failures=base.consecutive_failures + 1,
+        failing_since_ms=base.failing_since_ms if base.consecutive_failures else outcome.polled_at_ms,
     )
 
 

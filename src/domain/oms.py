@@ -201,6 +201,14 @@ def manufacturer_code(number: int) -> str:
     return _flag_letters(number) or str(number)
 
 
+def manufacturer_number(code: str) -> int | None:
+    """The number three FLAG letters pack into ("EFE" -> 5317); None for anything but three letters A-Z."""
+    if len(code) != 3 or not all("A" <= letter <= "Z" for letter in code.upper()):
+        return None
+    first, second, third = (ord(letter) - 64 for letter in code.upper())
+    return (first << 10) | (second << 5) | third
+
+
 def _flag_letters(number: int) -> str | None:
     if not 0 <= number <= 0x7FFF:
         return None

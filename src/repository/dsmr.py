@@ -1316,3 +1316,27 @@ def statistics_differences(installation: Installation, tz: tzinfo, max_gap: int)
                 differences.append(f"{what} {label(key)}: stored {have.get(key)}, recomputed {want.get(key)}")
     differences += readings_repo.energy_differences(readings_repo.hourly_energy(installation.joi_meter_id), rollups)
     return differences
+
+
+# --- windows of statistics for the web pages (controllers/pages_dsmr.py) ------------------------------------
+
+
+def statistics_days_span(meter: str) -> tuple[date, date] | None:
+    """The first and the last local day that has a day statistic, or None before any."""
+    first = DayRow.select(peewee.fn.MIN(DayRow.day)).where(DayRow.meter == meter).scalar()
+    last = DayRow.select(peewee.fn.MAX(DayRow.day)).where(DayRow.meter == meter).scalar()
+    return None if first is None else (_date(first), _date(last))
+
+
+def day_statistics_between(meter: str, first: date, last: date) -> list[DayStatistic]:
+    """The day statistics of first..last (inclusive), by day: one index range, no paging."""
+    query = DayRow.select().where((DayRow.meter == meter) & (DayRow.day >= first) & (DayRow.day <= last))
+    return [_day(row) for row in query.order_by(DayRow.day)]
+
+
+def hour_statistics_between(meter: str, start: datetime, end: datetime) -> list[HourStatistic]:
+    """The hour statistics of the hours starting in [start, end), by hour."""
+    query = HourRow.select().where(
+        (HourRow.meter == meter) & (HourRow.hour_start >= _epoch(start)) & (HourRow.hour_start < _epoch(end))
+    )
+    return [_hour(row) for row in query.order_by(HourRow.hour_start)]

@@ -246,6 +246,23 @@ def status_counts(mailing_id: int | None = None) -> dict[str, int]:
     return {row.status: row.n for row in query.group_by(MessageRow.status)}
 
 
+def mailings_with_counts(limit: int, offset: int) -> tuple[list[tuple[Mailing, dict[str, int]]], int]:
+    """A page of mailings, newest first, each with {status: count} of its messages (two queries however
+    many mailings the page holds); and how many mailings there are."""
+    rows = list(MailingRow.select().order_by(MailingRow.id.desc()).limit(limit).offset(offset))
+    counts: dict[int, dict[str, int]] = {row.id: {} for row in rows}
+    if rows:
+        grouped = (
+            MessageRow.select(MessageRow.mailing, MessageRow.status, peewee.fn.COUNT(MessageRow.id))
+            .where(MessageRow.mailing.in_(list(counts)))
+            .group_by(MessageRow.mailing, MessageRow.status)
+            .tuples()
+        )
+        for mailing_id, status, count in grouped:
+            counts[mailing_id][status] = count
+    return [(_mailing(row), counts[row.id]) for row in rows], mailing_count()
+
+
 @dataclass(frozen=True)
 class MessageView:
     id: int

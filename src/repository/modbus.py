@@ -7,8 +7,11 @@ from collections.abc import Iterable, Sequence
 
 import peewee
 
-from domain import modbus
+from domain import modbus, tariffs
+from domain.errors import Conflict
 from domain.modbus import BucketSummary, HostOutcome, PollStatus, StoredSample
+from domain.tariffs import PlanComparison
+from repository import accounts as plans_repo
 from repository.db import BaseModel, database, is_sqlite, write_transaction
 from repository.silesia import HostRow
 
@@ -45,6 +48,7 @@ class PollStatusRow(BaseModel):
     last_outcome = peewee.CharField(max_length=8, null=True)
     measurements_read = peewee.IntegerField(default=0)
     measurements_failed = peewee.IntegerField(default=0)
+    failing_since_ms = peewee.BigIntegerField(null=True)
     claimed_until_ms = peewee.BigIntegerField(null=True)
     claim_token = peewee.CharField(max_length=32, null=True)
     due_at_ms = peewee.BigIntegerField(null=True)
@@ -174,6 +178,7 @@ _STATUS_FIELDS = (
     "last_outcome",
     "measurements_read",
     "measurements_failed",
+    "failing_since_ms",
 )
 
 
@@ -208,6 +213,11 @@ def _to_status(row: PollStatusRow) -> PollStatus:
 def failure_counts(host_ids: Iterable[int]) -> dict[int, int]:
     """consecutive_failures of each host that has been polled."""
     return {host_id: status.consecutive_failures for host_id, status in _statuses(list(host_ids)).items()}
+
+
+def poll_statuses(host_ids: Iterable[int]) -> dict[int, PollStatus]:
+    """The poll records of the hosts that have been polled."""
+    return _statuses(list(host_ids))
 
 
 def poll_status(host_id: int) -> PollStatus | None:
@@ -407,3 +417,20 @@ def counter_period(host_id: int, measurement: str) -> tuple[int, int] | None:
         .first()
     )
     return None if first is None else (first, last)
+
+
+def price_comparison(host_id: int, measurement: str, *, start_ms: int, end_ms: int, max_gap_ms: int) -> PlanComparison:
+    """What the energy the host's counter measured in the window would cost on every plan, cheapest first
+    (the JOI plans' rules: weekday multipliers in each plan's zone, standing charge per local day). A
+    host has no plan of its own. A counter in no energy unit is a Conflict (it cannot be priced)."""
+    slices, units = counter_slices(
+        host_id, measurement, start_ms=start_ms, end_ms=end_ms, slice_ms=modbus.PRICING_SLICE_MS, max_gap_ms=max_gap_ms
+    )
+    if not any(modbus.kwh_factor(unit) is not None for unit in units):
+        raise Conflict(
+            f"The {measurement} counter of host {host_id} is in {', '.join(sorted(units))!r},"
+            " not an energy unit (Wh, kWh or MWh): fix its register's unit."
+        )
+    plans = plans_repo.price_plans()
+    energy = modbus.weekday_energy(slices, {plan.time_zone for plan in plans})
+    return tariffs.compare(plans, energy, (start_ms // 1000, end_ms // 1000), None)

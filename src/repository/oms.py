@@ -398,3 +398,23 @@ def _chunks(rows: Iterable, size: int) -> Iterator[list]:
             chunk = []
     if chunk:
         yield chunk
+
+
+# --- the devices page (controllers/pages_oms.py) ----------------------------------------------------------
+
+
+def devices_with_latest(
+    *, identnr_prefix: str | None = None, manufacturer: int | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[OmsMessage], int]:
+    """A page of the devices that sent a message (device order), each with its latest message whole, and how
+    many devices match: those whose id starts with `identnr_prefix` (digits) and/or of that manufacturer."""
+    query = DeviceRow.select(DeviceRow.latest_message_id, *DEVICE_KEY_FIELDS).where(
+        DeviceRow.latest_message_id.is_null(False)
+    )
+    if identnr_prefix:
+        query = query.where(DeviceRow.identnr.cast("TEXT").startswith(identnr_prefix))
+    if manufacturer is not None:
+        query = query.where(DeviceRow.manufacturer == manufacturer)
+    total = query.count()
+    rows = query.order_by(*DEVICE_KEY_FIELDS).limit(limit).offset(offset).tuples()
+    return _messages({message_id: key for message_id, *key in rows}), total

@@ -803,3 +803,40 @@ def rollup_differences(meter_id: str, max_gap: int) -> list[str]:
         return []
     wanted = energy_rollups(samples, max_gap, hour_of(samples[0][0]), hour_of(samples[-1][0]) + HOUR)
     return energy_differences(hourly_energy(meter_id, JOI), wanted)
+
+
+# --- reduced series for the web pages (controllers/pages_meters.py) -----------------------------------------
+
+
+def power_buckets(meter_id: str, start: int, end: int, bucket_seconds: int) -> list[tuple[int, float, float, float]]:
+    """The meter's kW samples in [start, end] reduced to one row per bucket of `bucket_seconds` (counted from
+    `start`): (bucket start, mean, min, max), sorted, empty buckets left out. One grouped index range scan,
+    so a chart line never carries more than (end - start) / bucket_seconds points."""
+    key = _meter_key(meter_id)
+    if key is None:
+        return []
+    p = _param()
+    bucket = f'(("time" - {p}) / {p})'  # integer division on SQLite and PostgreSQL alike (BIGINT operands)
+    rows = database.execute_sql(
+        f"SELECT {bucket} AS b, AVG(reading), MIN(reading), MAX(reading) FROM meter_samples"
+        f' WHERE meter_key = {p} AND "time" >= {p} AND "time" <= {p} GROUP BY b ORDER BY b',
+        (start, bucket_seconds, key, start, end),
+    ).fetchall()
+    return [(start + int(b) * bucket_seconds, float(mean), float(low), float(high)) for b, mean, low, high in rows]
+
+
+def hourly_kwh_between(meter_id: str, start: int, end: int, kind: str = JOI) -> dict[int, HourRollup]:
+    """The stored hour rollups of the hours starting in [start, end), by hour start."""
+    query = (
+        EnergyHour.select(
+            EnergyHour.hour_start, EnergyHour.kwh, EnergyHour.first_15, EnergyHour.first_30, EnergyHour.first_45
+        )
+        .where(
+            (EnergyHour.meter_kind == kind)
+            & (EnergyHour.meter_id == meter_id)
+            & (EnergyHour.hour_start >= start)
+            & (EnergyHour.hour_start < end)
+        )
+        .tuples()
+    )
+    return {hour: HourRollup(kwh, q15, q30, q45) for hour, kwh, q15, q30, q45 in query}

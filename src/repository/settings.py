@@ -22,3 +22,10 @@ def get(key: str) -> str | None:
 
 def put(key: str, value: str) -> None:
     Setting.insert(key=key, value=value).on_conflict(conflict_target=[Setting.key], preserve=[Setting.value]).execute()
+
+
+def put_if_absent(key: str, value: str) -> str:
+    """The stored value of `key`, storing `value` first when there is none: of several processes racing,
+    the first insert wins and every one of them reads that value back."""
+    Setting.insert(key=key, value=value).on_conflict_ignore().execute()
+    return get(key)

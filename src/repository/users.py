@@ -179,6 +179,14 @@ def replace_tokens(user_id: int, token: IssuedToken) -> None:
         _insert_token(user_id, token)
 
 
+def add_token(user_id: int, token: IssuedToken) -> None:
+    """A web page login: one more token for the user, beside the API token (which `replace_tokens` would end).
+    Expired tokens of every user go, as at an API login."""
+    with write_transaction():
+        TokenRow.delete().where(TokenRow.expires_at <= token.created_at).execute()
+        _insert_token(user_id, token)
+
+
 def authenticate(token: str, now: int) -> Authenticated | None | str:
     """The user a token belongs to; None for an unknown token, "expired" for one past its lifetime."""
     candidates = (

@@ -228,6 +228,7 @@ def test_status_before_the_first_poll_is_all_null(client, site):
         "last_outcome": None,
         "measurements_read": 0,
         "measurements_failed": 0,
+        "failing_since": None,
     }
 
 
@@ -250,6 +251,7 @@ def test_status_shows_the_last_success_and_the_errors_since(client, site):
         "last_outcome": "failed",
         "measurements_read": 0,
         "measurements_failed": 1,
+        "failing_since": "2026-12-01T07:41:00.123Z",
     }
 
 

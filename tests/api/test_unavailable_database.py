@@ -34,3 +34,11 @@ def test_a_store_is_503_with_a_retry_hint_when_the_database_does_not_answer(offl
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "5"
+
+
+def test_the_pages_answer_a_503_page_with_a_retry_hint_when_the_database_does_not_answer(offline_client):
+    for path in ["/", "/login", "/dashboard/meters/smart-meter-0"]:
+        response = offline_client.get(path)
+        assert response.status_code == 503, path
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["retry-after"] == "5"

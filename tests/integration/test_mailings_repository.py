@@ -126,3 +126,18 @@ def test_concurrent_claimers_never_get_the_same_message(database):
         thread.join()
     every = [message_id for mine in claimed for message_id in mine]
     assert len(every) == 200 and len(set(every)) == 200
+
+
+def test_a_page_of_mailings_comes_newest_first_with_its_messages_counted_per_status(database):
+    clients(3)
+    older, newer = running_mailing(), running_mailing(client_operator_code_filter="901")
+    repo.make_messages(now())
+    claimed = repo.claim_due(now(), 1, 30)
+    repo.record_sent(claimed[0], "70000000000", now(), now())
+    page, total = repo.mailings_with_counts(10, 0)
+    assert total == 2
+    assert [(mailing.id, counts) for mailing, counts in page] == [
+        (newer.id, {}),
+        (older.id, {"PENDING": 2, "SENT": 1}),
+    ]
+    assert [mailing.id for mailing, _ in repo.mailings_with_counts(1, 1)[0]] == [older.id]

@@ -226,3 +226,11 @@ def test_energy_is_booked_to_the_local_weekday_of_each_zone():
     sunday_2330_utc = 1_796_599_800_000  # 2026-12-06 (a Sunday) 23:30 UTC: Monday 00:30 in Warsaw
     energy = weekday_energy([(sunday_2330_utc, 2.0), (sunday_2330_utc - 3_600_000, 1.0)], ["UTC", "Europe/Warsaw"])
     assert energy == {"UTC": {6: 3.0}, "Europe/Warsaw": {0: 2.0, 6: 1.0}}
+
+
+def test_failing_since_is_the_first_failed_poll_of_the_run_and_clears_after_a_clean_poll():
+    failure = ("cannot connect to h:502 (refused or unreachable)",)
+    first = next_status(_status(), HostOutcome(1, 2_000, 0, 2, failure))
+    second = next_status(first, HostOutcome(1, 3_000, 1, 1, failure))
+    assert (first.failing_since_ms, second.failing_since_ms) == (2_000, 2_000)
+    assert next_status(second, HostOutcome(1, 4_000, 2, 0)).failing_since_ms is None

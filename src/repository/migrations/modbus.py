@@ -64,6 +64,14 @@ def _initial_schema(migrator, db: peewee.Database) -> None:
     db.create_tables([ModbusSeries, ModbusSample, ModbusPollStatus])
 
 
+def _failing_since(migrator, db: peewee.Database) -> None:
+    """When the current run of failed polls began (the dashboard's "failing since")."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("modbus_poll_status", "failing_since_ms", peewee.BigIntegerField(null=True)))
+
+
 MIGRATIONS = [
     ("modbus_0001_series_samples_poll_status", _initial_schema),
+    ("modbus_0002_poll_status_failing_since", _failing_since),
 ]

@@ -1,0 +1,84 @@
+"""The JOI meter pages in a real browser, with a week of one-minute readings."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser.conftest import drawn_traces, wait_for_charts
+
+WEEK = 7 * 86_400
+METER = "smart-meter-0"  # a seeded account on price-plan-0
+
+
+@pytest.fixture(scope="module")
+def week_of_readings(live_server):
+    end = (int(time.time()) // 60) * 60 - 3600
+    start = end - WEEK
+    times = list(range(start, end, 60))
+    for first in range(0, len(times), 10_000):
+        batch = [{"time": t, "reading": 0.5 + (t % 3600) / 3600} for t in times[first : first + 10_000]]
+        status, body = live_server.api("POST", "/readings/store", {"smartMeterId": METER, "electricityReadings": batch})
+        assert status == 200, body
+    return start, times[-1]
+
+
+def test_the_meter_list_links_to_each_meter(page, week_of_readings, shoot):
+    page.goto("/dashboard/meters")
+    shoot(page, "meters")
+    page.get_by_role("link", name=METER).click()
+    page.wait_for_url(f"**/dashboard/meters/{METER}")
+
+
+def test_a_week_of_minute_readings_draws_power_daily_energy_and_plan_costs(page, week_of_readings, shoot):
+    page.goto(f"/dashboard/meters/{METER}")
+    drawn = wait_for_charts(page, 3)
+    assert drawn == {"power": 1, "daily": 1, "costs": 1}
+    assert drawn_traces(page, "power") == 1
+    assert drawn_traces(page, "costs") == 1
+    points = page.evaluate("() => document.getElementById('power-area').data[0].x.filter(x => x !== null).length")
+    assert 1000 < points <= 2000  # 10,080 readings reduced on the server
+    assert page.locator("#recommended-plan").inner_text() == "price-plan-2"
+    notes = page.locator("#cost-table tbody tr td:last-child").all_inner_texts()
+    assert notes == ["recommended", "", "your plan"]
+    shoot(page, "meter")
+
+
+def test_zooming_into_the_power_chart_fetches_that_window_at_full_resolution(page, week_of_readings):
+    page.goto(f"/dashboard/meters/{METER}")
+    wait_for_charts(page, 3)
+    box = page.locator("#power-area .nsewdrag").first.bounding_box()
+    with page.expect_response(lambda response: "/power.json?" in response.url) as answer:
+        page.mouse.move(box["x"] + box["width"] * 0.50, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.52, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.up()
+    assert answer.value.status == 200
+    page.wait_for_function(
+        "() => { const x = document.getElementById('power-area').data[0].x.filter(v => v !== null);"
+        " return x.length > 1 && x[1] - x[0] === 60000; }"
+    )  # one-minute points again: the zoomed window is small enough for every reading
+
+
+def test_a_chosen_window_prices_only_that_window(page, week_of_readings):
+    start, _ = week_of_readings
+    page.goto(f"/dashboard/meters/{METER}?from={start}&to={start + 86_400}")
+    drawn = wait_for_charts(page, 3)
+    assert drawn["daily"] == 1
+    days = page.evaluate("() => document.getElementById('daily-area').data[0].x.length")
+    assert days <= 2
+
+
+def test_the_meter_page_fits_a_phone(phone_page, week_of_readings, shoot):
+    phone_page.goto(f"/dashboard/meters/{METER}")
+    wait_for_charts(phone_page, 3)
+    assert phone_page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+    shoot(phone_page, "meter-phone")
+
+
+def test_an_unknown_meter_answers_a_404_page(page, live_server):
+    page.problems.allowed += ["HTTP 404: GET", "status of 404"]
+    response = page.goto("/dashboard/meters/no-such-meter")
+    assert response.status == 404
+    assert page.get_by_role("heading", level=1).inner_text() == "404 Not Found"
