@@ -36,7 +36,7 @@ from config import Config  # noqa: E402
 from controllers import pages  # noqa: E402
 from controllers.dsmr_common import warn_when_no_key_can_pass  # noqa: E402
 from database_setup import prepare_database  # noqa: E402
-from fastpath import ReadingsStoreFastPath  # noqa: E402
+from fastpath import DsmrTelegramFastPath, MeterReadsFastPath, ReadingsStoreFastPath  # noqa: E402
 from jsonify import jsonifier  # noqa: E402
 from paths import PathAliases  # noqa: E402
 from repository import db  # noqa: E402
@@ -100,9 +100,11 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.app.request_class = _Request
     app.app.before_request(db.connect)
     app.app.teardown_request(lambda _error: db.close())
-    # POST /readings/store skips Flask and a2wsgi (fastpath.py); it runs after request validation.
+    # The hot writes and the meter reads skip Flask and a2wsgi (fastpath.py), after request validation.
     app.add_middleware(ControlCharacterPathGuard, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(ReadingsStoreFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
+    app.add_middleware(DsmrTelegramFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
+    app.add_middleware(MeterReadsFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     app.add_middleware(PathAliases, position=MiddlewarePosition.BEFORE_SWAGGER)
     errors.register(app)
     pages.install(app.app, config)  # the web pages: plain Flask routes beside the API (controllers/pages.py)

@@ -29,6 +29,8 @@ _compiled: dict[int, tuple[dict, jsonschema_rs.Draft4Validator]] = {}
 # The validator leaves the body it parsed in the ASGI scope under this key, and the Flask side hands
 # it to the view (app.py) instead of reading and parsing the body a second time.
 PARSED_BODY_KEY = "joi.parsed_json_body"
+# The same for form bodies (the fields as Connexion resolved them against the schema).
+PARSED_FORM_KEY = "joi.parsed_form_body"
 
 
 def openapi_to_json_schema(schema: t.Any) -> t.Any:
@@ -212,6 +214,22 @@ class LenientFormDataValidator(FormDataValidator):
 
     def _validate_params_strictly(self, data: dict) -> None:
         return None
+
+    async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope) -> dict:
+        parsed = await super()._parse(stream, scope)
+        scope[PARSED_FORM_KEY] = parsed
+        return parsed
+
+    def _validate(self, body: t.Any) -> None:
+        # Connexion builds a pure-Python jsonschema validator per request here (about a third of a
+        # telegram's validation time); the compiled one checks the same schema.
+        if not isinstance(body, dict):
+            raise BadRequestProblem(detail="the form could not be read")
+        try:
+            compiled_validator(self._schema).validate(body)
+        except jsonschema_rs.ValidationError as error:
+            location = error_location(error.instance_path)
+            raise BadRequestProblem(detail=f"{location}: {describe(error)}" if location else describe(error)) from None
 
 
 def validator_map() -> dict:

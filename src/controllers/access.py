@@ -115,9 +115,10 @@ def require_oms_write(who: Caller, device: OmsDeviceId) -> None:
         raise Forbidden(write_refusal(who, f"OMS device {oms_device_text(device)}"))
 
 
-def require_meter_read(meter_id: str) -> None:
-    """Another user's meter (or one linked to nobody) answers as a meter that does not exist would."""
-    who = caller()
+def require_meter_read(meter_id: str, who: Caller | None = None) -> None:
+    """Another user's meter (or one linked to nobody) answers as a meter that does not exist would.
+    `who` is the caller when known (the ASGI fast path runs outside Connexion's request context)."""
+    who = who or caller()
     if who.open_mode or who.is_admin:
         return
     linked = access_repo.meter_ids_linked_to(who.user.id) if who.user is not None else []

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from flask import Response, request
 
+from config import Config
 from controllers.context import settings
 from controllers.responses import json_response
 from domain.dsmr import (
@@ -44,18 +45,25 @@ def _zone(name: str) -> tzinfo:
 
 
 def time_zone() -> tzinfo:
-    return _zone(settings().dsmr_time_zone)
+    return zone_of(settings())
+
+
+def zone_of(config: Config) -> tzinfo:
+    return _zone(config.dsmr_time_zone)
 
 
 def _authenticated() -> Installation | tuple[int, str]:
+    return authenticate(settings(), request.headers.get("X-AUTHKEY"), request.headers.get("Authorization"))
+
+
+def authenticate(config: Config, x_authkey: str | None, authorization: str | None) -> Installation | tuple[int, str]:
     """The installation whose key the caller sent, or (status, text) of the refusal (0: the API is off).
 
     DSMR_API_KEY is the key of the installation named "default"; while it is set, a key stored for that
-    installation is not accepted (the configured key wins)."""
-    config = settings()
+    installation is not accepted (the configured key wins). Flask-free: the v1 fast path calls it too."""
     if not config.dsmr_api_enabled:
         return 0, API_DISABLED
-    key = presented_key(request.headers.get("X-AUTHKEY"), request.headers.get("Authorization"))
+    key = presented_key(x_authkey, authorization)
     if key:
         if key_matches(key, config.dsmr_api_key):
             return dsmr_repo.default_installation()
@@ -91,23 +99,6 @@ def accept_any_key(api_key: str, required_scopes=None) -> dict:
 
 def plain_text(text: str, status: int, headers: dict | None = None) -> Response:
     return Response(text, status=status, headers=headers, mimetype="text/plain")
-
-
-def v1_operation(handler: Callable) -> Callable:
-    """v1 answers plain text as DSMR-reader: 405 when the API is off, 403 for a bad key, 400 for bad input."""
-
-    @functools.wraps(handler)
-    def answer(*args, **kwargs):
-        access = _authenticated()
-        if not isinstance(access, Installation):
-            status, text = access
-            return plain_text(text, 405, {"Allow": "POST"}) if status == 0 else plain_text(text, status)
-        try:
-            return handler(*args, installation=access, **kwargs)
-        except DomainError as error:
-            return plain_text(error.detail, error.status)
-
-    return answer
 
 
 def v2_operation(handler: Callable) -> Callable:

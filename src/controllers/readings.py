@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlencode
 
 from flask import request
@@ -48,25 +48,43 @@ def read(
     limit: int | None = None,
     after: int | None = None,
 ):
-    """The seed's plain list; with `limit`, a page of it, and a `Link: <...>; rel="next"` header while
-    more readings follow (its `after` is the last time on this page: the next page is an index seek)."""
-    require_meter_read(smart_meter_id)
+    answer, headers = read_readings(smart_meter_id, from_, to, limit, after, caller(), _page_after)
+    return json_response(answer, headers=headers)
+
+
+def read_readings(
+    meter_id: str,
+    from_: int | None,
+    to: int | None,
+    limit: int | None,
+    after: int | None,
+    who: Caller,
+    page_after: Callable[[int], str],
+) -> tuple[list[dict], dict | None]:
+    """GET /readings/read without Flask (the controller above and the ASGI fast path answer through it):
+    the seed's plain list; with `limit`, a page of it, and a `Link: <...>; rel="next"` header while more
+    readings follow (its `after` is the last time on this page: the next page is an index seek)."""
+    require_meter_read(meter_id, who)
     check_window(from_, to)
     start = from_ if after is None else max(after + 1, from_ or 0)
-    samples = readings_repo.samples_between(smart_meter_id, start, to, None if limit is None else limit + 1)
+    samples = readings_repo.samples_between(meter_id, start, to, None if limit is None else limit + 1)
     if not samples:
-        _refuse_unknown_or_p1_meter(smart_meter_id)
+        _refuse_unknown_or_p1_meter(meter_id)
     headers = None
     if limit is not None and len(samples) > limit:
         samples = samples[:limit]
-        headers = {"Link": f'<{_page_after(samples[-1].time)}>; rel="next"'}
-    return json_response(_readings_json(samples), headers=headers)
+        headers = {"Link": f'<{page_after(samples[-1].time)}>; rel="next"'}
+    return _readings_json(samples), headers
 
 
 def _page_after(time: int) -> str:
     """This request's URL with `after` moved to `time` (every other parameter kept)."""
-    query = {name: value for name, value in request.args.items() if name != "after"}
-    return f"{request.base_url}?{urlencode({**query, 'after': time})}"
+    return page_url(request.base_url, request.args.items(), time)
+
+
+def page_url(base_url: str, args: Iterable[tuple[str, str]], after: int) -> str:
+    query = {name: value for name, value in args if name != "after"}
+    return f"{base_url}?{urlencode({**query, 'after': after})}"
 
 
 def _refuse_unknown_or_p1_meter(meter_id: str) -> None:

@@ -132,6 +132,22 @@ def test_a_valid_telegram_is_stored_once_however_often_it_is_sent(client):
     assert statistics["latest_telegram"] == text
 
 
+def test_a_telegram_is_answered_by_the_fast_path_with_the_answers_of_dsmr_reader(client, monkeypatch):
+    from controllers import dsmr_v1
+
+    def not_flask(*args, **kwargs):
+        raise AssertionError("a v1 telegram went through Flask")
+
+    monkeypatch.setattr(dsmr_v1, "create_reading", not_flask)
+    text = telegram(datetime(2024, 1, 1, 12, tzinfo=UTC))
+    stored = client.post(V1, headers=AUTH, data={"telegram": text, "ignored": "x"})
+    assert (stored.status_code, stored.text) == (201, "")
+    assert stored.headers["content-type"] == "text/plain; charset=utf-8"
+    refused = client.post(V1, headers={"X-AUTHKEY": "wrong"}, data={"telegram": text})
+    assert (refused.status_code, refused.text) == (403, "Invalid auth key")
+    assert client.get(READINGS, headers=AUTH).json()["count"] == 1
+
+
 def test_v1_without_a_telegram_is_a_400_in_plain_text(client):
     response = client.post(V1, headers=AUTH, data={"other": "x"})
     assert response.status_code == 400

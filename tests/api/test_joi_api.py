@@ -269,6 +269,34 @@ def test_a_store_goes_through_the_fast_path_and_its_answer_is_still_validated(cl
     assert "does not conform" in response.json()["detail"]
 
 
+def test_meter_reads_go_through_the_fast_path_with_the_answers_flask_gives(client, monkeypatch):
+    import controllers.price_plans
+    import controllers.readings
+
+    def not_flask(*args, **kwargs):
+        raise AssertionError("a meter read went through Flask")
+
+    store(client, "m-1", [(t, 1.0) for t in range(0, 600, 60)])
+    for name in ("compare_all", "recommend"):
+        monkeypatch.setattr(controllers.price_plans, name, not_flask)
+    monkeypatch.setattr(controllers.readings, "read", not_flask)
+    assert client.get("/price-plans/compare-all/m-1").json()["pricePlanComparisons"]
+    assert len(client.get("/price-plans/recommend/m-1?limit=2").json()) == 2
+    page = client.get("/readings/read/m-1?limit=4&from=0", headers={"Host": "meters.example:8080"})
+    assert [reading["time"] for reading in page.json()] == [0, 60, 120, 180]
+    assert next_link(page) == "http://meters.example:8080/readings/read/m-1?limit=4&from=0&after=180"
+    missing = client.get("/readings/read/m-2")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_read_whose_query_is_not_plain_integers_is_answered_by_connexions_conversion(client):
+    store(client, "m-1", [(t, 1.0) for t in range(0, 600, 60)])
+    assert len(client.get("/readings/read/m-1?limit=%2B3").json()) == 3
+    assert len(client.get("/readings/read/m-1?limit=3&limit=4").json()) == 4  # Connexion takes the last
+    assert client.get("/readings/read/m-1?limit=3.5").status_code == 400
+
+
 def next_link(response) -> str | None:
     link = response.headers.get("link")
     if link is None:
