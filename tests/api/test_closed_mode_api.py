@@ -306,3 +306,21 @@ def test_the_served_document_declares_the_schemes_only_in_closed_mode(world, dat
         assert "security" not in served["paths"]["/export"]["get"]
         assert open_client.post("/readings/store", json=readings("open-meter", 1606636800)).status_code == 200
         assert open_client.get("/price-plans/compare-all/open-meter").status_code == 200
+
+
+def test_the_pages_follow_closed_mode_a_linked_user_sees_their_meter_and_only_admins_the_oms_page(world):
+    from tests.api.test_pages_foundation import log_in
+
+    client = world.client
+    assert client.get(f"/dashboard/meters/{METER}").status_code == 404  # a visitor sees no meter
+    assert client.get("/dashboard/oms").status_code == 404
+    assert log_in(client, "alice").status_code == 303
+    assert client.get(f"/dashboard/meters/{METER}").status_code == 200
+    assert client.get(f"/dashboard/meters/{OTHER_METER}").status_code == 404
+    listed = client.get("/dashboard/meters").text
+    assert METER in listed and OTHER_METER not in listed
+    assert client.get("/dashboard/oms").status_code == 404
+    client.cookies.clear()  # another browser
+    assert log_in(client, "admin").status_code == 303
+    assert client.get(f"/dashboard/meters/{OTHER_METER}").status_code == 200
+    assert client.get("/dashboard/oms").status_code == 200
