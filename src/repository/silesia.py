@@ -406,7 +406,7 @@ def delete_register(register_id: int) -> None:
 
 # --- locations -------------------------------------------------------------------------------------------------
 
-_LOCATION_FIELDS = (
+LOCATION_FIELDS = (
     LocationRow.id,
     LocationRow.user,
     LocationRow.street,
@@ -418,18 +418,18 @@ _LOCATION_FIELDS = (
 )
 
 
-def _visible(query: peewee.Select, model, owner: int | None) -> peewee.Select:
+def visible_to(query: peewee.Select, model, owner: int | None) -> peewee.Select:
     return query if owner is None else query.where(model.user == owner)
 
 
 def locations(owner: int | None, page: Page = (None, 0)) -> tuple[list[Location], int]:
-    query = _visible(LocationRow.select(*_LOCATION_FIELDS), LocationRow, owner).order_by(LocationRow.id)
+    query = visible_to(LocationRow.select(*LOCATION_FIELDS), LocationRow, owner).order_by(LocationRow.id)
     rows, total = _paged(query, page)
     return [Location(*row) for row in rows], total
 
 
 def location(location_id: int, owner: int | None) -> Location:
-    query = _visible(LocationRow.select(*_LOCATION_FIELDS), LocationRow, owner).where(LocationRow.id == location_id)
+    query = visible_to(LocationRow.select(*LOCATION_FIELDS), LocationRow, owner).where(LocationRow.id == location_id)
     row = query.tuples().first()
     if row is None:
         raise NotFound(f"There is no location {location_id}.")
@@ -479,7 +479,7 @@ def delete_location(location_id: int, owner: int | None) -> None:
 
 # --- hosts ---------------------------------------------------------------------------------------------------
 
-_HOST_FIELDS = (
+HOST_FIELDS = (
     HostRow.id,
     HostRow.user,
     HostRow.location,
@@ -492,13 +492,13 @@ _HOST_FIELDS = (
 
 
 def hosts(owner: int | None, page: Page = (None, 0)) -> tuple[list[Host], int]:
-    query = _visible(HostRow.select(*_HOST_FIELDS), HostRow, owner).order_by(HostRow.id)
+    query = visible_to(HostRow.select(*HOST_FIELDS), HostRow, owner).order_by(HostRow.id)
     rows, total = _paged(query, page)
     return [Host(*row) for row in rows], total
 
 
 def host(host_id: int, owner: int | None) -> Host:
-    row = _visible(HostRow.select(*_HOST_FIELDS), HostRow, owner).where(HostRow.id == host_id).tuples().first()
+    row = visible_to(HostRow.select(*HOST_FIELDS), HostRow, owner).where(HostRow.id == host_id).tuples().first()
     if row is None:
         raise NotFound(f"There is no host {host_id}.")
     return Host(*row)

@@ -16,33 +16,18 @@ from domain.silesia import Host, Location
 from domain.sites_dashboard import ChartSpec, HostSummary, Site, Window, buckets_in
 from repository import modbus as modbus_repo
 from repository.modbus import Sample, Series
-from repository.silesia import HostMeasurementRow, HostRow, LocationRow, MeasurementRow, MeterRow, RegisterRow
+from repository.silesia import (
+    HOST_FIELDS,
+    LOCATION_FIELDS,
+    HostMeasurementRow,
+    HostRow,
+    LocationRow,
+    MeasurementRow,
+    MeterRow,
+    RegisterRow,
+    visible_to,
+)
 from repository.users import UserRow
-
-_LOCATION_FIELDS = (
-    LocationRow.id,
-    LocationRow.user,
-    LocationRow.street,
-    LocationRow.number,
-    LocationRow.city,
-    LocationRow.zip_code,
-    LocationRow.coord_x,
-    LocationRow.coord_y,
-)
-_HOST_FIELDS = (
-    HostRow.id,
-    HostRow.user,
-    HostRow.location,
-    HostRow.meter,
-    HostRow.ip,
-    HostRow.port,
-    HostRow.slave_address,
-    HostRow.description,
-)
-
-
-def _visible(query: peewee.Select, model, owner: int | None) -> peewee.Select:
-    return query if owner is None else query.where(model.user == owner)
 
 
 def _host_summaries(rows: list[tuple]) -> list[HostSummary]:
@@ -67,18 +52,18 @@ def _host_summaries(rows: list[tuple]) -> list[HostSummary]:
 
 def _host_query(owner: int | None) -> peewee.Select:
     query = (
-        HostRow.select(*_HOST_FIELDS, MeterRow.name, UserRow.username)
+        HostRow.select(*HOST_FIELDS, MeterRow.name, UserRow.username)
         .join(MeterRow, on=HostRow.meter == MeterRow.id)
         .switch(HostRow)
         .join(UserRow, on=HostRow.user == UserRow.id)
     )
-    return _visible(query, HostRow, owner)
+    return visible_to(query, HostRow, owner)
 
 
 def sites(owner: int | None) -> list[Site]:
     """Every visible location (by owner, then id) with its hosts (by id), including locations without hosts."""
     locations = (
-        _visible(LocationRow.select(*_LOCATION_FIELDS, UserRow.username), LocationRow, owner)
+        visible_to(LocationRow.select(*LOCATION_FIELDS, UserRow.username), LocationRow, owner)
         .join(UserRow, on=LocationRow.user == UserRow.id)
         .order_by(LocationRow.user, LocationRow.id)
         .tuples()
@@ -97,7 +82,7 @@ def host(host_id: int, owner: int | None) -> tuple[HostSummary, Location]:
     if not rows:
         raise NotFound(f"There is no host {host_id}.")
     summary = _host_summaries(rows)[0]
-    location = LocationRow.select(*_LOCATION_FIELDS).where(LocationRow.id == summary.host.location).tuples().first()
+    location = LocationRow.select(*LOCATION_FIELDS).where(LocationRow.id == summary.host.location).tuples().first()
     return summary, Location(*location)
 
 
