@@ -98,15 +98,21 @@ def median(loads: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _ms(value: float | None) -> str:
+    # A page may report no first-contentful-paint entry (Chromium leaves it out when it painted before
+    # the entry was buffered), so a missing figure is shown rather than failing the section.
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
 def summary(result: dict) -> str:
     parts = []
     for name in ("cold", "warm"):
         loads = result[name]
         drawn = median(loads, "drawn")
-        text = f"{name}: HTML {median(loads, 'server'):.0f} ms, first paint {median(loads, 'paint'):.0f} ms"
-        text += f", load {median(loads, 'load'):.0f} ms"
-        text += f", charts drawn {drawn:.0f} ms" if drawn is not None else ""
-        parts.append(text + f", main-thread CPU {median(loads, 'cpu'):.0f} ms")
+        text = f"{name}: HTML {_ms(median(loads, 'server'))}, first paint {_ms(median(loads, 'paint'))}"
+        text += f", load {_ms(median(loads, 'load'))}"
+        text += f", charts drawn {_ms(drawn)}" if drawn is not None else ""
+        parts.append(text + f", main-thread CPU {_ms(median(loads, 'cpu'))}")
     return "; ".join(parts)
 
 
