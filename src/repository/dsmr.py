@@ -618,33 +618,27 @@ def _store_in_transaction(
     _ensure_meter(installation.meter)
     if telegram_meter:
         installation = _claim_equipment_id(installation, telegram_meter)
-    p = _p()
-    existing = _one_reading(f'"meter" = {p} AND "timestamp" = {p}', (reading.meter, _epoch(reading.timestamp)))
-    if existing is not None:
-        kept = _reading(existing)
+    epoch = _epoch(reading.timestamp)
+    # One query finds the reading at this instant, or else the one before it.
+    previous = _neighbour(reading.meter, epoch + 1, before=True)
+    if previous is not None and previous.timestamp == epoch:
+        kept = _reading(previous)
         if not kept.same_values(reading):
             raise Conflict(
                 f"meter {installation.joi_meter_id} already has another reading at "
                 f"{reading.timestamp.isoformat()}; nothing was changed"
             )
-        if telegram is not None:
-            _count_telegram(reading.meter, telegram, duplicate=True)
-        return Stored(Identified(existing.id, kept), created=False)
-    epoch = _epoch(reading.timestamp)
-    previous = _neighbour(reading.meter, epoch, before=True)
+        _count_meter(reading.meter, telegram, duplicate=True)
+        return Stored(Identified(previous.id, kept), created=False)
     following = _neighbour(reading.meter, epoch, before=False)
     reset = previous is not None and is_reset(_position(previous), reading.position)
     row_id = _insert_reading({**_reading_columns(reading), "reset": reset})
     if following is not None:
         _flag_reset(following, reading.position)
-    database.execute_sql(
-        f"UPDATE dsmr_meters SET reading_count = reading_count + 1 WHERE meter = {p}", (reading.meter,)
-    )
     changes = _Changes()
     _book_reading(changes, reading, row_id, previous, following, tz, max_gap)
     _apply(installation, changes, tz)
-    if telegram is not None:
-        _count_telegram(reading.meter, telegram, duplicate=False)
+    _count_meter(reading.meter, telegram, duplicate=False)
     return Stored(Identified(row_id, reading), created=True)
 
 
@@ -672,19 +666,24 @@ def _ensure_meter(meter: str) -> None:
 _TELEGRAM_FACTS = ("timestamp", "dsmr_version", "electricity_tariff", "latest_telegram", *METER_COUNTERS)
 
 
-def _count_telegram(meter: str, telegram: TelegramFacts, *, duplicate: bool) -> None:
+def _count_meter(meter: str, telegram: TelegramFacts | None, *, duplicate: bool) -> None:
+    """The meter's counters in one UPDATE: a new reading adds to reading_count; a telegram counts as
+    accepted or duplicate, and the newest one's facts describe the meter (a late one only counts)."""
     p = _p()
-    counter = "duplicate_telegrams" if duplicate else "accepted_telegrams"
-    database.execute_sql(f"UPDATE dsmr_meters SET {counter} = {counter} + 1 WHERE meter = {p}", (meter,))
-    # The statistics describe the meter's newest telegram; a late one only counts.
-    epoch = _epoch(telegram.timestamp)
-    values = [epoch, telegram.dsmr_version, telegram.electricity_tariff, telegram.text]
-    values += [telegram.counters.get(name) for name in METER_COUNTERS]
-    assignments = ", ".join(f'"{name}" = {p}' for name in _TELEGRAM_FACTS)
-    database.execute_sql(
-        f'UPDATE dsmr_meters SET {assignments} WHERE meter = {p} AND ("timestamp" IS NULL OR "timestamp" <= {p})',
-        [*values, meter, epoch],
-    )
+    assignments = [] if duplicate else ["reading_count = reading_count + 1"]
+    values: list = []
+    if telegram is not None:
+        counter = "duplicate_telegrams" if duplicate else "accepted_telegrams"
+        assignments.append(f"{counter} = {counter} + 1")
+        epoch = _epoch(telegram.timestamp)
+        facts = [epoch, telegram.dsmr_version, telegram.electricity_tariff, telegram.text]
+        facts += [telegram.counters.get(name) for name in METER_COUNTERS]
+        newest = f'("timestamp" IS NULL OR "timestamp" <= {p})'
+        for name, value in zip(_TELEGRAM_FACTS, facts, strict=True):
+            assignments.append(f'"{name}" = CASE WHEN {newest} THEN {p} ELSE "{name}" END')
+            values += [epoch, value]
+    if assignments:
+        database.execute_sql(f"UPDATE dsmr_meters SET {', '.join(assignments)} WHERE meter = {p}", [*values, meter])
 
 
 # --- keeping the statistics current --------------------------------------------------------------------------
