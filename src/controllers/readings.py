@@ -67,13 +67,14 @@ def read_readings(
     require_meter_read(meter_id, who)
     check_window(from_, to)
     start = from_ if after is None else max(after + 1, from_ or 0)
-    samples = readings_repo.samples_between(meter_id, start, to, None if limit is None else limit + 1)
+    samples = readings_repo.sample_pairs(meter_id, start, to, None if limit is None else limit + 1)
     if not samples:
         _refuse_unknown_or_p1_meter(meter_id)
     headers = None
     if limit is not None and len(samples) > limit:
         samples = samples[:limit]
-        headers = {"Link": f'<{page_after(samples[-1].time)}>; rel="next"'}
+        last_time = samples[-1][0]
+        headers = {"Link": f'<{page_after(last_time)}>; rel="next"'}
     return _readings_json(samples), headers
 
 

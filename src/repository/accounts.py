@@ -7,7 +7,7 @@ import json
 import peewee
 
 from domain.tariffs import PricePlan
-from repository.db import BaseModel
+from repository.db import BaseModel, database
 
 
 class PricePlanRow(BaseModel):
@@ -31,19 +31,28 @@ class Account(BaseModel):
         table_name = "accounts"
 
 
-def _to_domain(row: PricePlanRow) -> PricePlan:
-    return PricePlan(
-        plan_id=row.plan_id,
-        supplier=row.supplier,
-        unit_rate=row.unit_rate,
-        day_multipliers=tuple(json.loads(row.day_multipliers)),
-        standing_charge_per_day=row.standing_charge_per_day,
-        time_zone=row.time_zone,
-    )
+# Every compare-all and recommend reads the plans and the meter's account: written out in SQL, as Peewee's
+# query building cost more than the queries themselves (py-spy on the read path: ~17% of a request).
+_PLANS_SQL = (
+    "SELECT plan_id, supplier, unit_rate, day_multipliers, standing_charge_per_day, time_zone"
+    " FROM price_plans ORDER BY plan_id"
+)
 
 
 def price_plans() -> list[PricePlan]:
-    return [_to_domain(row) for row in PricePlanRow.select().order_by(PricePlanRow.plan_id)]
+    return [
+        PricePlan(
+            plan_id=plan_id,
+            supplier=supplier,
+            unit_rate=unit_rate,
+            day_multipliers=tuple(json.loads(multipliers)),
+            standing_charge_per_day=standing_charge,
+            time_zone=time_zone,
+        )
+        for plan_id, supplier, unit_rate, multipliers, standing_charge, time_zone in database.execute_sql(
+            _PLANS_SQL
+        ).fetchall()
+    ]
 
 
 def save_price_plan(plan: PricePlan) -> None:
@@ -67,5 +76,7 @@ def save_price_plan(plan: PricePlan) -> None:
 
 
 def plan_id_for_meter(meter_id: str) -> str | None:
-    row = Account.select(Account.plan).where(Account.meter_id == meter_id).tuples().first()
+    row = database.execute_sql(
+        f"SELECT plan_id FROM accounts WHERE meter_id = {database.param}", (meter_id,)
+    ).fetchone()
     return row[0] if row else None

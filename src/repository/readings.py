@@ -484,6 +484,14 @@ def samples_between(
     return list(map(Reading._make, _sample_rows(meter_id, start, end, limit)))
 
 
+def sample_pairs(
+    meter_id: str, start: int | None = None, end: int | None = None, limit: int | None = None
+) -> list[tuple[int, float]]:
+    """samples_between as plain (time, kW) tuples: readings/read answers thousands of them, and making a
+    Reading of each cost as much as fetching it."""
+    return _sample_rows(meter_id, start, end, limit)
+
+
 def period(meter_id: str) -> tuple[int, int] | None:
     """First and last sample time of the meter, or None when it has none."""
     # Two scalar subqueries, each one index seek: SQLite answers MIN and MAX in one SELECT by scanning
