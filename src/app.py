@@ -86,8 +86,9 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     else:
         db.open_database(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
     app = connexion.FlaskApp(__name__, specification_dir=SPEC_DIR, jsonifier=jsonifier())
+    specification = closed_mode.specification(SPEC_DIR / "openapi.yaml", config.require_auth)
     app.add_api(
-        closed_mode.specification(SPEC_DIR / "openapi.yaml", config.require_auth),
+        specification,  # Connexion works on copies of it
         pythonic_params=True,
         # Unknown query parameters answer 400 naming them (form fields stay lenient: validation.py).
         strict_validation=True,
@@ -107,7 +108,9 @@ def create_app(config: Config | None = None) -> connexion.FlaskApp:
     app.add_middleware(MeterReadsFastPath, position=MiddlewarePosition.BEFORE_CONTEXT, config=config)
     app.add_middleware(PathAliases, position=MiddlewarePosition.BEFORE_SWAGGER)
     if not config.validate_responses:  # its answers would pass no response validation (tests/api/test_front_door.py)
-        app.add_middleware(FrontDoor, position=MiddlewarePosition.BEFORE_SWAGGER, config=config)
+        app.add_middleware(
+            FrontDoor, position=MiddlewarePosition.BEFORE_SWAGGER, config=config, specification=specification
+        )
     errors.register(app)
     pages.install(app.app, config)  # the web pages: plain Flask routes beside the API (controllers/pages.py)
     warn_when_no_key_can_pass(config)

@@ -46,7 +46,7 @@ from controllers.price_plans import compare_all_json, recommend_json
 from controllers.readings import page_url, read_readings, store_readings
 from jsonify import json_default
 from repository import db
-from validation import PARSED_BODY_KEY, PARSED_FORM_KEY
+from validation import PARSED_BODY_KEY, PARSED_FORM_KEY, compiled_validator
 
 READINGS_STORE = "controllers.readings.store"
 DSMR_TELEGRAM = "controllers.dsmr_v1.create_reading"
@@ -196,7 +196,9 @@ def _pager(scope: Scope) -> Callable[[int], str]:
 
 
 V1_TELEGRAM_PATH = "/api/v1/datalogger/dsmrreading"
+READINGS_STORE_PATH = "/readings/store"
 FORM = b"application/x-www-form-urlencoded"
+JSON = b"application/json"
 # The spec's MeterId (1 to 128 of A-Z a-z 0-9 . _ : -); \Z, not $, so that a final newline never matches.
 _METER_READ_PATH = re.compile(
     r"/(price-plans/compare-all|price-plans/recommend|readings/read)/([A-Za-z0-9._:-]{1,128})\Z"
@@ -209,12 +211,16 @@ _READ_PATH_OPERATIONS = {
 
 
 class FrontDoor:
-    """The hot operations' plainest requests, answered before Connexion routes them (module docstring)."""
+    """The hot operations' plainest requests, answered before Connexion routes them (module docstring).
+    `specification` is the resolved document the app serves: a JOI store's body is checked against its
+    own schema with the same compiled validator Connexion's body validation uses here."""
 
-    def __init__(self, next_app: ASGIApp, *, config: Config) -> None:
+    def __init__(self, next_app: ASGIApp, *, config: Config, specification: dict) -> None:
         self.next_app = next_app
         self.config = config
-        self.reads = not config.require_auth
+        self.open_mode = not config.require_auth
+        operation = specification["paths"][READINGS_STORE_PATH]["post"]
+        self.store_schema = operation["requestBody"]["content"]["application/json"]["schema"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -222,13 +228,16 @@ class FrontDoor:
             if method == "POST" and path == V1_TELEGRAM_PATH:
                 await self._telegram(scope, receive, send)
                 return
-            if method == "GET" and self.reads and (read := _METER_READ_PATH.match(path)):
+            if method == "POST" and path == READINGS_STORE_PATH and self.open_mode:
+                await self._store(scope, receive, send)
+                return
+            if method == "GET" and self.open_mode and (read := _METER_READ_PATH.match(path)):
                 await self._meter_read(scope, receive, send, _READ_PATH_OPERATIONS[read[1]], read[2])
                 return
         await self.next_app(scope, receive, send)
 
     async def _telegram(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_form(scope):
+        if _content_type(scope) != FORM:
             await self.next_app(scope, receive, send)
             return
         message = await receive()
@@ -240,6 +249,16 @@ class FrontDoor:
         _route(scope, DSMR_TELEGRAM)
         await _answer_telegram(send, scope, self.config, telegram)
 
+    async def _store(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive() if _content_type(scope) == JSON and not scope.get("query_string") else None
+        body = _json_body(message)
+        if body is None or not compiled_validator(self.store_schema).is_valid(body):
+            await self.next_app(scope, receive if message is None else _replayed(message, receive), send)
+            return
+        _route(scope, READINGS_STORE)
+        answer = await _in_thread(store_readings, body, self.config, caller_in_scope(scope, self.config))
+        await _answer(send, 200, orjson.dumps(answer, default=json_default), b"application/json")
+
     async def _meter_read(self, scope: Scope, receive: Receive, send: Send, operation: str, meter_id: str) -> None:
         arguments = _integer_arguments(scope, READ_OPERATIONS[operation])
         if arguments is None:
@@ -249,11 +268,22 @@ class FrontDoor:
         await _answer_meter_read(send, scope, self.config, operation, meter_id, arguments)
 
 
-def _is_form(scope: Scope) -> bool:
+def _content_type(scope: Scope) -> bytes | None:
+    """The media type the request declares (lowercase, without parameters)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == FORM
-    return False
+            return value.split(b";", 1)[0].strip().lower()
+    return None
+
+
+def _json_body(message: dict | None):
+    """The whole body parsed as Connexion's JSON body validator parses it, or None."""
+    if message is None or message["type"] != "http.request" or message.get("more_body"):
+        return None
+    try:
+        return orjson.loads(message.get("body", b"")) if message.get("body") else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _single_telegram_field(body: bytes) -> str | None:

@@ -173,3 +173,44 @@ def test_a_request_the_front_door_answers_is_counted_and_logged_under_its_operat
     assert front.post(V1, headers={**AUTH, **FORM}, content=form(telegram=telegram(1))).status_code == 201
     metrics = front.get("/metrics").text
     assert 'operation="controllers.dsmr_v1.create_reading",status="201"' in metrics
+
+
+def test_plain_stores_are_answered_before_routing_exactly_as_connexion_answers_them(clients, routed):
+    one = {"smartMeterId": "m-2", "electricityReadings": [{"time": 1_700_000_000, "reading": 0.5}]}
+    batch = {
+        "smartMeterId": "m-2",
+        "electricityReadings": [{"time": 1_700_000_060 + 60 * n, "reading": 1.25} for n in range(50)],
+    }
+    clash = {"smartMeterId": "m-2", "electricityReadings": [{"time": 1_700_000_000, "reading": 1.0}] * 1}
+    clash["electricityReadings"].append({"time": 1_700_000_000, "reading": 2.0})  # one time, two readings: 400
+    for body in (one, batch, clash):
+        both(clients, "POST", "/readings/store", json=body)
+    assert len(routed) == 3  # once each
+    assert both(clients, "GET", "/readings/read/m-2")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "headers, body",
+    [
+        ({"Content-Type": "application/json"}, b'{"smartMeterId": "m-3"}'),  # no readings
+        ({"Content-Type": "application/json"}, b'{"smartMeterId": "m\\n3", "electricityReadings": []}'),
+        (
+            {"Content-Type": "application/json"},
+            b'{"smartMeterId": "m-3", "electricityReadings": [{"time": -1, "reading": 1}]}',
+        ),
+        ({"Content-Type": "application/json"}, b"{not json"),
+        ({"Content-Type": "application/json"}, b"[]"),
+        ({"Content-Type": "application/json"}, b""),
+        ({"Content-Type": "text/plain"}, b'{"smartMeterId": "m-3", "electricityReadings": []}'),
+    ],
+)
+def test_every_other_store_goes_on_to_connexion_and_is_answered_as_before(clients, routed, headers, body):
+    status = both(clients, "POST", "/readings/store", headers=headers, content=body)[0]
+    assert 400 <= status < 500
+    assert len(routed) == 2
+
+
+def test_a_store_with_a_query_string_goes_on_to_connexion(clients, routed):
+    body = {"smartMeterId": "m-4", "electricityReadings": [{"time": 1_700_000_000, "reading": 0.5}]}
+    assert both(clients, "POST", "/readings/store?dry=1", json=body)[0] == 400  # strict: no query parameters
+    assert len(routed) == 2
