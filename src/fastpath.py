@@ -237,7 +237,7 @@ class FrontDoor:
         await self.next_app(scope, receive, send)
 
     async def _telegram(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if _content_type(scope) != FORM:
+        if _content_type(scope) != FORM or scope.get("query_string"):  # strict validation refuses a query
             await self.next_app(scope, receive, send)
             return
         message = await receive()

@@ -214,3 +214,9 @@ def test_a_store_with_a_query_string_goes_on_to_connexion(clients, routed):
     body = {"smartMeterId": "m-4", "electricityReadings": [{"time": 1_700_000_000, "reading": 0.5}]}
     assert both(clients, "POST", "/readings/store?dry=1", json=body)[0] == 400  # strict: no query parameters
     assert len(routed) == 2
+
+
+def test_a_telegram_posted_with_a_query_string_goes_on_to_connexion(clients, routed):
+    body = form(telegram=telegram(1))
+    assert both(clients, "POST", V1 + "?meter=1", headers={**AUTH, **FORM}, content=body)[0] == 400
+    assert routed == [V1, V1]
