@@ -492,6 +492,24 @@ def sample_pairs(
     return _sample_rows(meter_id, start, end, limit)
 
 
+def samples_around(meter_id: str, start: int, end: int, max_gap: int) -> list[tuple[int, float]]:
+    """What the energy in [start, end] needs: the samples in it and the nearest one on each side within
+    max_gap (only intervals that overlap the window count), as (time, kW) pairs sorted by time. A window's
+    partial edge hour fetched every sample within max_gap of it: twice as many rows, for every compare-all."""
+    p = _param()
+    key = f"(SELECT meter_key FROM meters WHERE meter_id = {p})"
+    columns = f'SELECT "time", reading FROM meter_samples WHERE meter_key = {key}'
+    sql = (
+        f'SELECT * FROM ({columns} AND "time" < {p} AND "time" >= {p} ORDER BY "time" DESC LIMIT 1) AS before_window'
+        f' UNION ALL {columns} AND "time" >= {p} AND "time" <= {p}'
+        f' UNION ALL SELECT * FROM ({columns} AND "time" > {p} AND "time" <= {p} ORDER BY "time" LIMIT 1)'
+        " AS after_window"
+        " ORDER BY 1"
+    )
+    params = (meter_id, start, start - max_gap, meter_id, start, end, meter_id, end, end + max_gap)
+    return database.execute_sql(sql, params).fetchall()
+
+
 def period(meter_id: str) -> tuple[int, int] | None:
     """First and last sample time of the meter, or None when it has none."""
     # Two scalar subqueries, each one index seek: SQLite answers MIN and MAX in one SELECT by scanning
@@ -642,7 +660,7 @@ def weekday_energy(
     edge_energy: dict[int, float] = {}
     for edge_start, edge_end in edges:
         if edge_start < edge_end and kind == JOI:
-            samples = samples_between(meter_id, edge_start - max_gap, edge_end + max_gap)
+            samples = samples_around(meter_id, edge_start, edge_end, max_gap)
             for quarter, kwh in energy_by_hour(samples, max_gap, edge_start, edge_end, QUARTER).items():
                 edge_energy[max(quarter, edge_start)] = kwh
     result = {}
