@@ -1,6 +1,6 @@
-"""The chart library, served from the installed `plotly` PyPI package (its package data holds plotly.min.js):
-no CDN at run time and no copy in the repository. The URL names the package version, so browsers keep it for
-a year and a new version is a new URL."""
+"""The chart library, served from the installed `chartkick` PyPI package, whose package data holds Chart.js with
+its date adapter (chartkick/django/static/chartkick/Chart.bundle.js, MIT): no CDN at run time and no copy in the
+repository. The URL names the package version, so browsers keep it for a year and a new version is a new URL."""
 
 from __future__ import annotations
 
@@ -13,27 +13,28 @@ from flask import Blueprint, abort, send_file, url_for
 blueprint = Blueprint("pages_assets", __name__)
 
 ONE_YEAR = 365 * 24 * 3600
+PACKAGE = "chartkick"
 
 
 @cache
-def plotly_version() -> str:
-    return metadata.version("plotly")
+def chart_package_version() -> str:
+    return metadata.version(PACKAGE)
 
 
 @cache
-def plotly_js_path() -> Path:
-    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+def chart_library_path() -> Path:
+    return Path(str(resources.files(PACKAGE) / "django" / "static" / "chartkick" / "Chart.bundle.js"))
 
 
 def chart_library_url() -> str:
-    return url_for("pages_assets.chart_library", version=plotly_version())
+    return url_for("pages_assets.chart_library", version=chart_package_version())
 
 
-@blueprint.get("/assets/plotly-<version>.min.js")
+@blueprint.get("/assets/chartkick-<version>/Chart.bundle.js")
 def chart_library(version: str):
-    if version != plotly_version():
-        abort(404, description=f"This server has plotly {plotly_version()}.")
-    response = send_file(plotly_js_path(), mimetype="text/javascript", max_age=ONE_YEAR, conditional=True)
+    if version != chart_package_version():
+        abort(404, description=f"This server has {PACKAGE} {chart_package_version()}.")
+    response = send_file(chart_library_path(), mimetype="text/javascript", max_age=ONE_YEAR, conditional=True)
     response.headers["Cache-Control"] = f"public, max-age={ONE_YEAR}, immutable"
     return response
 
