@@ -5,7 +5,10 @@ own browser downloads are never used.
 Fixtures:
 - `live_server` (one per test module): `.url`, `.database_url`, `.user(name, admin=False)` makes an account
   (through /auth/register; an admin as `make admin` would) and returns a `WebUser` (username, password, token).
-- `browser` (one per session): the Chromium instance; every test module is skipped when it is absent.
+- `browser` (one per test module): the Chromium instance; every test module is skipped when it is absent.
+  Playwright is started and stopped with each module because while its sync API runs, the asyncio loop it
+  drives stays marked running in the main thread: a session-long Playwright made every later test's
+  asyncio.run() fail ("cannot be called from a running event loop").
 - `page` (per test): a fresh browser context at desktop width. Every console error, uncaught page error,
   failed request and answer >= 400 is recorded; the test fails at teardown if any was seen, unless it is in
   `page.problems.allowed` (substrings of the recorded line). `phone_page` is the same at a phone's width.
@@ -150,7 +153,7 @@ def _wait_until_up(server: LiveServer) -> None:
     raise AssertionError(f"the server did not come up: {server.log_path.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if sync_playwright is None:
         pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
