@@ -12,7 +12,7 @@
   var TICK_STEPS = [
     SECOND, 2 * SECOND, 5 * SECOND, 10 * SECOND, 15 * SECOND, 30 * SECOND,
     MINUTE, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE,
-    HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY
+    HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 3 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 364 * DAY
   ];
   var MIN_DRAG_PIXELS = 5;
 
@@ -33,10 +33,10 @@
     return first || iso.slice(11, 19) === "00:00:00" ? [time, iso.slice(0, 10)] : time;
   }
 
-  // Ticks on whole UTC minutes, hours and days, about one per 90 pixels.
+  // Ticks on whole UTC minutes, hours and days, about one per 80 pixels (at least three, for a phone).
   function utcTicks(scale) {
     var span = scale.max - scale.min;
-    var wanted = Math.max(2, Math.floor(scale.width / 90));
+    var wanted = Math.max(3, Math.floor(scale.width / 80));
     var step = TICK_STEPS.find(function (candidate) { return span / candidate <= wanted; }) || TICK_STEPS[TICK_STEPS.length - 1];
     var ticks = [];
     for (var at = Math.ceil(scale.min / step) * step; at <= scale.max; at += step) ticks.push({ value: at });
@@ -101,7 +101,9 @@
   function labels(spec) {
     if (spec.kind !== "bar" || !spec.series.length) return undefined;
     var xs = spec.series[0].x;
-    return spec.x_type === "date" ? xs.map(function (x) { return utcText(x, HOUR); }) : xs;
+    if (spec.x_type !== "date") return xs;
+    var step = xs.length > 1 ? xs[1] - xs[0] : DAY;
+    return xs.map(function (x, index) { return tickLabel(x, step, index === 0); });
   }
 
   function axisTitle(text) {
@@ -119,7 +121,7 @@
             callback: function (value, index) { return tickLabel(value, this.$utcStep, index === 0); }
           }
         }
-      : { type: "category", stacked: Boolean(spec.stacked), title: axisTitle(spec.x_title) };
+      : { type: "category", stacked: Boolean(spec.stacked), title: axisTitle(spec.x_title), ticks: { maxRotation: 0 } };
     return {
       animation: false, responsive: true, maintainAspectRatio: false, normalized: true, parsing: !line,
       layout: { padding: { top: spec.series.some(function (s) { return s.text; }) ? 22 : 4 } },
@@ -134,7 +136,8 @@
           callbacks: {
             title: function (items) {
               if (!items.length) return "";
-              return line ? utcText(items[0].parsed.x, MINUTE) : items[0].label;
+              if (line) return utcText(items[0].parsed.x, MINUTE);
+              return spec.x_type === "date" ? utcText(spec.series[0].x[items[0].dataIndex], MINUTE) : items[0].label;
             },
             label: function (item) {
               return item.dataset.label + ": " + formatValue(item.parsed.y) + unitSuffix(spec);
