@@ -168,6 +168,18 @@ def test_the_chart_library_is_served_from_the_installed_chartkick_package_with_a
     assert client.get("/assets/chartkick-0.0.1/Chart.bundle.js").status_code == 404
 
 
+def test_the_chart_library_goes_out_gzipped_to_a_browser_that_accepts_it_and_revalidates_by_etag(client):
+    url = f"/assets/chartkick-{metadata.version('chartkick')}/Chart.bundle.js"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    packed = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert packed.headers["content-encoding"] == "gzip" and packed.headers["vary"] == "Accept-Encoding"
+    assert packed.content == plain.content  # the client undid the gzip
+    assert int(packed.headers["content-length"]) < len(plain.content) / 3
+    again = client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]})
+    assert again.status_code == 304
+
+
 def test_our_chart_script_and_stylesheet_are_served(client):
     assert "new Chart(" in client.get("/static/js/charts.js").text
     assert ":focus-visible" in client.get("/static/css/site.css").text
