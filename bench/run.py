@@ -649,7 +649,8 @@ def pages_section(report: Report) -> None:
         report.add(Row("12", "web pages in headless Chromium", "-", "-", result="not available"))
         return
     for result in pages_bench.measure(runs=3 if report.profile.name == "full" else 1):
-        drawn = pages_bench.median(result["warm"], "drawn") or pages_bench.median(result["warm"], "load")
+        # The target is the first visit (empty cache): what a person who opens the page once waits for.
+        drawn = pages_bench.median(result["cold"], "drawn") or pages_bench.median(result["cold"], "load")
         report.add(
             Row(
                 "12",
@@ -657,7 +658,7 @@ def pages_section(report: Report) -> None:
                 pages_bench.summary(result),
                 "1 s",
                 f"{drawn / 1000:.2f}",
-                "later visit drawn <= 1 s",
+                "first visit drawn <= 1 s",
                 verdict(drawn <= 1000),
             )
         )

@@ -1,5 +1,5 @@
 """Chart specs for the pages: plain dicts that templates embed as JSON ({{ chart(id, title, spec) }} in
-macros.html) and static/js/charts.js draws with Plotly. Times go out as epoch milliseconds on a UTC date axis.
+macros.html) and static/js/charts.js draws with Chart.js. Times go out as epoch milliseconds, drawn with UTC ticks.
 
 A spec: {"kind": "line"|"bar", "series": [{"name", "x", "y", ...}], "x_title", "y_title", "y_unit",
 "x_type", "zoomable", "stacked", "annotations", "empty_text"}. A bar series may carry per-bar "colors",

@@ -32,10 +32,11 @@ from repository.db import UNAVAILABLE_ERRORS
 log = logging.getLogger(__name__)
 
 SRC = Path(__file__).resolve().parent.parent
-# Scripts only from this site (no inline script: chart data sits in <script type="application/json">, which is
-# never run); Plotly sets inline styles on the elements it draws, hence style-src 'unsafe-inline'.
+# Scripts and styles only from this site: no inline script (chart data sits in <script type="application/json">,
+# which is never run) and no style attribute or <style> element (Chart.js and charts.js size elements through
+# the DOM's style properties, which a CSP does not govern).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 

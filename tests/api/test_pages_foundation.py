@@ -151,21 +151,35 @@ def test_a_short_secret_key_is_refused_at_start(config):
 
 def test_pages_send_a_content_security_policy_and_are_not_cached(client):
     response = client.get("/")
-    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "script-src 'self';" in response.headers["content-security-policy"]
+    assert "style-src 'self';" in response.headers["content-security-policy"]
+    assert "unsafe-inline" not in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def test_the_chart_library_is_served_from_the_installed_plotly_package_with_a_long_cache(client):
-    version = metadata.version("plotly")
-    response = client.get(f"/assets/plotly-{version}.min.js")
+def test_the_chart_library_is_served_from_the_installed_chartkick_package_with_a_long_cache(client):
+    version = metadata.version("chartkick")
+    response = client.get(f"/assets/chartkick-{version}/Chart.bundle.js")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert response.content.lstrip().startswith(b"/**\n* plotly.js v")
-    assert client.get("/assets/plotly-0.0.1.min.js").status_code == 404
+    assert response.content.lstrip().startswith(b"/*!\n * Chart.js v4.")
+    assert client.get("/assets/chartkick-0.0.1/Chart.bundle.js").status_code == 404
+
+
+def test_the_chart_library_goes_out_gzipped_to_a_browser_that_accepts_it_and_revalidates_by_etag(client):
+    url = f"/assets/chartkick-{metadata.version('chartkick')}/Chart.bundle.js"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    packed = client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert packed.headers["content-encoding"] == "gzip" and packed.headers["vary"] == "Accept-Encoding"
+    assert packed.content == plain.content  # the client undid the gzip
+    assert int(packed.headers["content-length"]) < len(plain.content) / 3
+    again = client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]})
+    assert again.status_code == 304
 
 
 def test_our_chart_script_and_stylesheet_are_served(client):
-    assert "Plotly.newPlot" in client.get("/static/js/charts.js").text
+    assert "new Chart(" in client.get("/static/js/charts.js").text
     assert ":focus-visible" in client.get("/static/css/site.css").text

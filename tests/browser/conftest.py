@@ -5,7 +5,10 @@ own browser downloads are never used.
 Fixtures:
 - `live_server` (one per test module): `.url`, `.database_url`, `.user(name, admin=False)` makes an account
   (through /auth/register; an admin as `make admin` would) and returns a `WebUser` (username, password, token).
-- `browser` (one per session): the Chromium instance; every test module is skipped when it is absent.
+- `browser` (one per test module): the Chromium instance; every test module is skipped when it is absent.
+  Playwright is started and stopped with each module because while its sync API runs, the asyncio loop it
+  drives stays marked running in the main thread: a session-long Playwright made every later test's
+  asyncio.run() fail ("cannot be called from a running event loop").
 - `page` (per test): a fresh browser context at desktop width. Every console error, uncaught page error,
   failed request and answer >= 400 is recorded; the test fails at teardown if any was seen, unless it is in
   `page.problems.allowed` (substrings of the recorded line). `phone_page` is the same at a phone's width.
@@ -150,7 +153,7 @@ def _wait_until_up(server: LiveServer) -> None:
     raise AssertionError(f"the server did not come up: {server.log_path.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if sync_playwright is None:
         pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
@@ -252,6 +255,54 @@ def wait_for_charts(page, count: int, timeout_ms: int = 15_000) -> dict[str, int
     )
 
 
-def drawn_traces(page, chart_id: str) -> int:
-    """The traces Plotly drew as SVG in one chart (lines and bar groups alike)."""
-    return page.locator(f"figure[data-chart='{chart_id}'] .main-svg g.trace").count()
+PAINTED_DATASETS = """id => {
+  const canvas = document.querySelector(`#${id}-area canvas`);
+  const chart = canvas && Chart.getChart(canvas);
+  if (!chart) return -1;
+  const area = chart.chartArea, ratio = chart.currentDevicePixelRatio;
+  const left = Math.floor(area.left * ratio), top = Math.floor(area.top * ratio);
+  const width = Math.ceil((area.right - area.left) * ratio), height = Math.ceil((area.bottom - area.top) * ratio);
+  const pixels = canvas.getContext('2d').getImageData(left, top, width, height).data;
+  const rgb = color => { const c = document.createElement('canvas').getContext('2d'); c.fillStyle = color;
+    c.fillRect(0, 0, 1, 1); return Array.from(c.getImageData(0, 0, 1, 1).data.slice(0, 3)); };
+  return chart.data.datasets.filter((dataset, index) => {
+    const colors = [].concat(chart.getDatasetMeta(index).type === 'bar' ? dataset.backgroundColor : dataset.borderColor)
+      .map(rgb);
+    let seen = 0;
+    const near = (c, at) =>
+      Math.abs(c[0] - pixels[at]) + Math.abs(c[1] - pixels[at + 1]) + Math.abs(c[2] - pixels[at + 2]) < 12;
+    for (let at = 0; at < pixels.length && seen < 20; at += 4) {
+      if (pixels[at + 3] >= 250 && colors.some(c => near(c, at))) seen++;
+    }
+    return seen >= 20;
+  }).length;
+}"""
+
+
+def painted_datasets(page, chart_id: str) -> int:
+    """How many of a chart's Chart.js datasets (a line, or a group of bars) show on its canvas: at least 20
+    pixels of the plot area in that dataset's colour. -1 when the figure has no Chart.js chart."""
+    return page.evaluate(PAINTED_DATASETS, chart_id)
+
+
+def chart_data(page, chart_id: str, expression: str = "chart.data"):
+    """`expression` evaluated on the figure's Chart.js instance (named `chart`)."""
+    find = "const chart = Chart.getChart(document.querySelector(`#${id}-area canvas`));"
+    return page.evaluate(f"id => {{ {find} return {expression}; }}", chart_id)
+
+
+def drag_across(page, chart_id: str, start: float, end: float) -> None:
+    """A mouse drag across a chart's plot area, from one x value to another (in the x axis' units)."""
+    pixels = page.evaluate(
+        """([id, start, end]) => {
+          const canvas = document.querySelector(`#${id}-area canvas`), chart = Chart.getChart(canvas);
+          const box = canvas.getBoundingClientRect(), area = chart.chartArea, x = chart.scales.x;
+          return {from: box.left + x.getPixelForValue(start), to: box.left + x.getPixelForValue(end),
+                  y: box.top + (area.top + area.bottom) / 2};
+        }""",
+        [chart_id, start, end],
+    )
+    page.mouse.move(pixels["from"], pixels["y"])
+    page.mouse.down()
+    page.mouse.move(pixels["to"], pixels["y"], steps=5)
+    page.mouse.up()

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.browser.conftest import drawn_traces, log_in, wait_for_charts
+from tests.browser.conftest import log_in, painted_datasets, wait_for_charts
 
 SERVER_ENV = {"DSMR_API_ENABLED": "1"}
 READINGS = "/api/v2/datalogger/dsmrreading"
@@ -67,7 +67,8 @@ def test_an_admin_sees_today_the_day_and_hour_charts_the_contract_and_the_meter(
     log_in(page, installations, "/dashboard/dsmr")
     drawn = wait_for_charts(page, 5)
     assert drawn == {"dsmr-days": 3, "dsmr-days-gas": 1, "dsmr-days-cost": 4, "dsmr-hours": 3, "dsmr-hours-gas": 1}
-    assert drawn_traces(page, "dsmr-days") == 3
+    assert painted_datasets(page, "dsmr-days") == 3  # tariff 1, tariff 2 and the returned energy below zero
+    assert painted_datasets(page, "dsmr-days-cost") == 4
     assert page.locator("#today .figure-value").count() == 4
     assert page.locator("#contracts tbody tr").all_inner_texts()[0].split("\t")[2] == "Fixed"
     assert page.locator("#meter-statistics").is_visible()

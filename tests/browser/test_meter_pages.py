@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import drawn_traces, wait_for_charts
+from tests.browser.conftest import chart_data, drag_across, painted_datasets, wait_for_charts
 
 WEEK = 7 * 86_400
 METER = "smart-meter-0"  # a seeded account on price-plan-0
@@ -35,30 +35,65 @@ def test_a_week_of_minute_readings_draws_power_daily_energy_and_plan_costs(page,
     page.goto(f"/dashboard/meters/{METER}")
     drawn = wait_for_charts(page, 3)
     assert drawn == {"power": 1, "daily": 1, "costs": 1}
-    assert drawn_traces(page, "power") == 1
-    assert drawn_traces(page, "costs") == 1
-    points = page.evaluate("() => document.getElementById('power-area').data[0].x.filter(x => x !== null).length")
+    assert painted_datasets(page, "power") == 1
+    assert painted_datasets(page, "daily") == 1
+    assert painted_datasets(page, "costs") == 1
+    points = chart_data(page, "power", "chart.data.datasets[0].data.filter(point => point.y !== null).length")
     assert 1000 < points <= 2000  # 10,080 readings reduced on the server
+    assert chart_data(page, "costs", "chart.data.datasets[0].text") == ["recommended", "", "your plan"]
     assert page.locator("#recommended-plan").inner_text() == "price-plan-2"
     notes = page.locator("#cost-table tbody tr td:last-child").all_inner_texts()
     assert notes == ["recommended", "", "your plan"]
     shoot(page, "meter")
 
 
-def test_zooming_into_the_power_chart_fetches_that_window_at_full_resolution(page, week_of_readings):
+POWER_STEPS = "(() => { const x = chart.data.datasets[0].data.filter(p => p.y !== null).map(p => p.x);"
+POWER_STEPS += " return x.length > 1 ? x[1] - x[0] : null; })()"
+WINDOW = "[chart.scales.x.min, chart.scales.x.max]"
+
+
+def _power_answer(page):
+    return page.expect_response(lambda response: "/power.json?" in response.url)
+
+
+def test_dragging_across_the_power_chart_fetches_that_window_at_full_resolution(page, week_of_readings):
     page.goto(f"/dashboard/meters/{METER}")
     wait_for_charts(page, 3)
-    box = page.locator("#power-area .nsewdrag").first.bounding_box()
-    with page.expect_response(lambda response: "/power.json?" in response.url) as answer:
-        page.mouse.move(box["x"] + box["width"] * 0.50, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.52, box["y"] + box["height"] / 2, steps=5)
-        page.mouse.up()
+    first, last = chart_data(page, "power", WINDOW)
+    start, end = first + (last - first) * 0.50, first + (last - first) * 0.52
+    with _power_answer(page) as answer:
+        drag_across(page, "power", start, end)
     assert answer.value.status == 200
+    # one-minute points again: the zoomed window is small enough for every reading
     page.wait_for_function(
-        "() => { const x = document.getElementById('power-area').data[0].x.filter(v => v !== null);"
-        " return x.length > 1 && x[1] - x[0] === 60000; }"
-    )  # one-minute points again: the zoomed window is small enough for every reading
+        "() => { const chart = Chart.getChart(document.querySelector('#power-area canvas'));"
+        f" return {POWER_STEPS} === 60000; }}"
+    )
+    shown = chart_data(page, "power", WINDOW)
+    pixel = (last - first) / chart_data(page, "power", "chart.chartArea.width")
+    assert abs(shown[0] - start) <= 2 * pixel and abs(shown[1] - end) <= 2 * pixel
+    assert painted_datasets(page, "power") == 1
+    page.get_by_role("button", name="Reset zoom").click()
+    assert chart_data(page, "power", WINDOW) == [first, last]
+    assert chart_data(page, "power", POWER_STEPS) > 60000
+    assert page.get_by_role("button", name="Reset zoom").is_disabled()
+
+
+def test_the_keyboard_zooms_moves_and_resets_the_power_chart(page, week_of_readings):
+    page.goto(f"/dashboard/meters/{METER}")
+    wait_for_charts(page, 3)
+    first, last = chart_data(page, "power", WINDOW)
+    page.locator("#power-area").focus()
+    with _power_answer(page) as answer:
+        page.keyboard.press("+")
+    assert answer.value.status == 200
+    quarter = (last - first) / 4
+    assert chart_data(page, "power", WINDOW) == [round(first + quarter), round(last - quarter)]
+    with _power_answer(page):
+        page.keyboard.press("ArrowRight")
+    assert chart_data(page, "power", WINDOW)[0] > round(first + quarter)
+    page.keyboard.press("Escape")
+    assert chart_data(page, "power", WINDOW) == [first, last]
 
 
 def test_a_chosen_window_prices_only_that_window(page, week_of_readings):
@@ -66,7 +101,7 @@ def test_a_chosen_window_prices_only_that_window(page, week_of_readings):
     page.goto(f"/dashboard/meters/{METER}?from={start}&to={start + 86_400}")
     drawn = wait_for_charts(page, 3)
     assert drawn["daily"] == 1
-    days = page.evaluate("() => document.getElementById('daily-area').data[0].x.length")
+    days = chart_data(page, "daily", "chart.data.labels.length")
     assert days <= 2
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser.conftest import drawn_traces, wait_for_charts
+from tests.browser.conftest import drag_across, painted_datasets, wait_for_charts
 
 T0 = 1_796_102_400_000  # 2026-12-01T05:20:00Z
 MINUTE = 60_000
@@ -67,7 +68,7 @@ def test_a_hosts_page_draws_a_chart_per_measurement_and_the_plan_comparison(page
         "chart-plans": 1,
     }
     for chart_id in drawn:
-        assert drawn_traces(page, chart_id) == 1
+        assert painted_datasets(page, chart_id) == 1
     assert (
         "recommended"
         in page.locator("#plans-title + p + figure, table[aria-labelledby='plans-title']").last.inner_text()
@@ -75,17 +76,18 @@ def test_a_hosts_page_draws_a_chart_per_measurement_and_the_plan_comparison(page
     shoot(page, "sites-host")
 
 
-def test_a_zoom_redraws_the_window_from_the_server(page, live_server, people, log_in):
+def test_a_drag_across_a_chart_redraws_that_window_from_the_server(page, live_server, people, log_in):
     log_in(page, people.owner, f"/dashboard/sites/hosts/{people.host}")
     wait_for_charts(page, 4)
     with page.expect_response(lambda response: "/charts/voltage_ac" in response.url) as zoomed:
-        page.evaluate(
-            "([id, from, to]) => Plotly.relayout(document.getElementById(id + '-area'),"
-            " {'xaxis.range[0]': from, 'xaxis.range[1]': to})",
-            ["chart-voltage_ac", T0 + 60 * MINUTE, T0 + 120 * MINUTE],
-        )
+        drag_across(page, "chart-voltage_ac", T0 + 60 * MINUTE, T0 + 120 * MINUTE)
     assert zoomed.value.status == 200
-    assert len(json.loads(zoomed.value.body())["series"][0]["x"]) == 61  # one-minute samples, 2-second buckets
+    asked = parse_qs(urlparse(zoomed.value.url).query)
+    seconds_per_pixel = 7 * 86_400 / 1000  # a week across about a thousand pixels, at most
+    assert abs(int(asked["from"][0]) - (T0 // 1000 + 3600)) <= 2 * seconds_per_pixel
+    assert abs(int(asked["to"][0]) - (T0 // 1000 + 7200)) <= 2 * seconds_per_pixel
+    xs = json.loads(zoomed.value.body())["series"][0]["x"]
+    assert 50 < len(xs) < 90 and xs[1] - xs[0] == MINUTE  # one-minute samples, 2-second buckets
 
 
 def test_another_users_host_page_answers_404(page, live_server, people, log_in, shoot):
