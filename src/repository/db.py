@@ -257,6 +257,11 @@ class GroupCommit:
             for item in batch:
                 item.result = None
                 item.error = item.error or error
+        except BaseException as error:
+            # Interrupted midway (SystemExit in this thread): whatever ran, no writer may take it as stored.
+            for item in batch:
+                item.error = item.error or error
+            raise
         finally:
             for item in batch:
                 item.finished = True
