@@ -259,10 +259,12 @@ def store_run(
         servers.app_server(url, log_dir=log_dir, SQLITE_SYNCHRONOUS=sqlite_synchronous) as server,
     ):
         warm_up(server, workload(mode, "warm-", base - 5 * 86_400), connections(mode))
+        reniced = servers.match_postgres_priority(url) if kind == "postgresql" else 0
         work = workload(mode, f"{mode}-", base)
         measured = loaded(
             server, work, conns=connections(mode), seconds=seconds, max_requests=max_requests_for(mode, seconds)
         )
+        measured.extra["postgres_backends_reniced"] = reniced
         check = check_batch if mode == "batch" else check_single
         measured.checked = check(server.url, work, measured.load)
     return measured
@@ -337,6 +339,8 @@ def compare_all_run(
                 meter = f"compare-{size}"
                 work = loadgen.Workload(kind="fixed", method="GET", path=f"/price-plans/compare-all/{meter}")
                 loadgen.run(server.url, work, connections=1, duration_s=1, max_requests=20)  # warm-up
+                if kind == "postgresql":
+                    servers.match_postgres_priority(url)
                 measured = loaded(server, work, conns=1, seconds=seconds, max_requests=max_requests)
                 measured.checked = check_compare(server.url, meter, meters[meter])
                 measured.extra = {"load_seconds": load_seconds, "days": size * COMPARE_STEP / 86_400}

@@ -241,6 +241,9 @@ def postgres_store(report: Report, mode: str) -> None:
         )
     )
     report.note("6", load_note(f"PostgreSQL, {label}", measured))
+    reniced = measured.extra.get("postgres_backends_reniced", 0)
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    report.note("6", f"PostgreSQL backends given the harness's priority (nice {niceness}): {reniced}")
 
 
 # ------------------------------------------------------------------------------------------ section 3

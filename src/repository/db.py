@@ -6,12 +6,13 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import peewee
 from playhouse import db_url
-from playhouse.pool import MaxConnectionsExceeded
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 database = peewee.DatabaseProxy()
 
@@ -38,6 +39,48 @@ def pooled_url(url: str) -> str:
     return url if "+pool" in scheme else f"{scheme}+pool://{rest}"
 
 
+class _PostgresPool(PooledPostgresqlDatabase):
+    """playhouse's PostgreSQL pool, without a `SELECT 1` on every check-out of a connection that came back
+    moments ago.
+
+    The stock pool pings each connection it hands out, holding the database's lock (and the pool's) for
+    the round trip: every request paid one more round trip, and a process's threads queued behind each
+    other's pings (9% of a worker's wall time in a single-store profile, `make bench` section 6). A
+    connection given back cleanly (idle, not in a transaction) less than PING_AFTER_IDLE_SECONDS ago is
+    handed out as it is; one idle for longer, or in any other state, is checked as before. A connection
+    that died in that second (the server restarted) fails its next statement, which answers 503 as any
+    unreachable database does, and is discarded when given back (psycopg2 marks it closed).
+    """
+
+    PING_AFTER_IDLE_SECONDS = 1.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._returned_at: dict[int, float] = {}
+        super().__init__(*args, **kwargs)
+
+    def _is_closed(self, conn) -> bool:
+        returned_at = self._returned_at.pop(id(conn), None)
+        if conn.closed:
+            return True
+        recent = returned_at is not None and time.monotonic() - returned_at < self.PING_AFTER_IDLE_SECONDS
+        if recent and self._adapter.txn_status(conn) == self._adapter.txn_idle:
+            return False
+        return super()._is_closed(conn)
+
+    def _close(self, conn, close_conn=False):
+        with self._pool_lock:
+            super()._close(conn, close_conn)
+            if any(pooled is conn for _, _, pooled in self._connections):  # back in the pool, not discarded
+                self._returned_at[id(conn)] = time.monotonic()
+
+
+def _postgres_database(url: str, **options) -> peewee.Database:
+    pooled = pooled_url(url)
+    if db_url.schemes.get(urlparse(pooled).scheme) is PooledPostgresqlDatabase:
+        return _PostgresPool(**db_url.parse(pooled), **options)
+    return db_url.connect(pooled, **options)  # postgresext+pool:// and the like keep their own class
+
+
 def open_database(url: str, *, sqlite_synchronous: str = "FULL") -> peewee.Database:
     """Open the database at a `playhouse.db_url` URL and point the shared proxy at it."""
     scheme = urlparse(url).scheme
@@ -62,7 +105,7 @@ def open_database(url: str, *, sqlite_synchronous: str = "FULL") -> peewee.Datab
             },
         )
     else:
-        db = db_url.connect(pooled_url(url), max_connections=POOL_SIZE, stale_timeout=300, timeout=POOL_WAIT_SECONDS)
+        db = _postgres_database(url, max_connections=POOL_SIZE, stale_timeout=300, timeout=POOL_WAIT_SECONDS)
     database.initialize(db)
     return db
 
@@ -152,10 +195,11 @@ def unmasked(error: BaseException) -> BaseException:
 
 
 class _GroupedWrite:
-    __slots__ = ("fn", "result", "error", "finished", "leads", "wake")
+    __slots__ = ("work", "key", "result", "error", "finished", "leads", "wake")
 
-    def __init__(self, fn) -> None:
-        self.fn = fn
+    def __init__(self, work, key=None) -> None:
+        self.work = work  # what the group's _execute runs: a function on SQLite
+        self.key = key
         self.result = None
         self.error: BaseException | None = None
         self.finished = False
@@ -163,16 +207,14 @@ class _GroupedWrite:
         self.wake = threading.Event()
 
 
-class _GroupCommit:
-    """Group commit for SQLite: the writes that queue up while one transaction runs share the next one.
+class GroupCommit:
+    """Group commit: the writes that queue up while one transaction runs share the next one.
 
-    Under load each one-reading store spent ~4x its own work waiting: for the write lock (its handover
-    between processes), the commit's fsync, and this process's GIL after every SQLite call. Here the
-    first writer to arrive leads: it takes the lock, then runs every write queued by then in one
-    transaction, each in its own savepoint (a failing write is rolled back alone and gets its
-    exception), commits once, then wakes the writers and hands the lead to the next one queued.
-    Nobody returns before the commit that holds its write, so an answered request is still a
-    committed one.
+    The first writer to arrive leads: it runs every write queued by then (up to MAX_BATCH; of writes
+    with a key, one per key, the others wait for the next group) through _execute, which commits once
+    and sets each write's result or error, then wakes the writers and hands the lead to the next one
+    queued. Nobody returns before the commit that holds its write, so an answered request is still a
+    committed one. Subclasses say how a group is executed (and what the leader holds meanwhile).
     """
 
     MAX_BATCH = 64
@@ -182,8 +224,8 @@ class _GroupCommit:
         self._queue: list[_GroupedWrite] = []
         self._leading = False
 
-    def run(self, fn):
-        item = _GroupedWrite(fn)
+    def run(self, work, key=None):
+        item = _GroupedWrite(work, key)
         with self._mutex:
             self._queue.append(item)
             if not self._leading:
@@ -196,12 +238,18 @@ class _GroupCommit:
             raise item.error
         return item.result
 
+    def _hold(self):
+        return contextlib.nullcontext()
+
+    def _execute(self, batch: list[_GroupedWrite]) -> None:
+        raise NotImplementedError
+
     def _lead(self) -> None:
         batch: list[_GroupedWrite] = []
         try:
-            # The lock first, then the batch: the writes that queue up while the leader waits for the
-            # lock (another process's transaction) join this transaction instead of waiting for the next.
-            with _writer.hold():
+            # What the leader holds first, then the batch: the writes that queue up while the leader
+            # waits for it (another process's transaction) join this transaction instead of the next.
+            with self._hold():
                 batch = self._take_batch()
                 self._execute(batch)
         except Exception as error:  # noqa: BLE001 - the lock could not be taken: every write of the batch fails
@@ -209,6 +257,11 @@ class _GroupCommit:
             for item in batch:
                 item.result = None
                 item.error = item.error or error
+        except BaseException as error:
+            # Interrupted midway (SystemExit in this thread): whatever ran, no writer may take it as stored.
+            for item in batch:
+                item.error = item.error or error
+            raise
         finally:
             for item in batch:
                 item.finished = True
@@ -222,20 +275,42 @@ class _GroupCommit:
 
     def _take_batch(self) -> list[_GroupedWrite]:
         with self._mutex:
-            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            batch: list[_GroupedWrite] = []
+            waiting: list[_GroupedWrite] = []
+            keys = set()
+            for item in self._queue:
+                if len(batch) >= self.MAX_BATCH or (item.key is not None and item.key in keys):
+                    waiting.append(item)
+                else:
+                    batch.append(item)
+                    keys.add(item.key)
+            self._queue = waiting
         return batch
+
+
+class _GroupCommit(GroupCommit):
+    """Group commit for SQLite.
+
+    Under load each one-reading store spent ~4x its own work waiting: for the write lock (its handover
+    between processes), the commit's fsync, and this process's GIL after every SQLite call. Here the
+    leader takes the lock, then runs every write queued by then in one transaction, each in its own
+    savepoint (a failing write is rolled back alone and gets its exception), and commits once.
+    """
+
+    def _hold(self):
+        return _writer.hold()
 
     @staticmethod
     def _execute(batch: list[_GroupedWrite]) -> None:
         try:
             with database.atomic("IMMEDIATE"):
                 if len(batch) == 1:  # alone, its transaction is its savepoint: an error rolls back just it
-                    batch[0].result = batch[0].fn()
+                    batch[0].result = batch[0].work()
                     return
                 for item in batch:
                     try:
                         with database.atomic():  # a savepoint
-                            item.result = item.fn()
+                            item.result = item.work()
                     except Exception as error:  # noqa: BLE001 - handed to the writer it belongs to
                         item.error = unmasked(error)
                         if not database.connection().in_transaction:

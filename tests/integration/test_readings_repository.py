@@ -94,6 +94,18 @@ def test_a_batch_larger_than_one_insert_chunk_is_stored_whole(database):
     assert len(readings_repo.samples_between("m")) == 2500
 
 
+def test_every_reading_reads_back_as_exactly_the_float_that_was_stored(database):
+    import random
+
+    rng = random.Random(16)
+    edges = [0.0, 0.1, 1 / 3, 5e-324, 2.2250738585072014e-308, 1e-300, 1.5e-7, 1e16, 123456789.12345679, 1e300]
+    values = edges + [rng.random() * 10 ** rng.randint(-12, 12) for _ in range(500)] + [3, 7]  # ints too
+    # Two hours apart: no interval joins them, so no rollup has to hold a sum of extremes.
+    readings_repo.store("exact", [Reading(index * 2 * GAP, value) for index, value in enumerate(values)], GAP)
+    stored = [reading.reading for reading in readings_repo.samples_between("exact")]
+    assert stored == values and all(type(value) is float for value in stored)
+
+
 def test_concurrent_stores_for_one_meter_keep_every_sample_and_exact_rollups(database):
     from concurrent.futures import ThreadPoolExecutor
 
