@@ -30,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import math
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
@@ -123,13 +125,14 @@ async def _answer_telegram(send: Send, scope: Scope, config: Config, telegram: o
     await _answer(send, status, text.encode(), b"text/plain; charset=utf-8", extra)
 
 
-_EPOCH = (0, 4102444800)
-# Each read's integer query parameters with the bounds the spec gives them (openapi/joi.yaml).
+# Each read's integer query parameters (the inner path gets them validated; the front door bounds them
+# as the spec does, see FrontDoor).
 READ_OPERATIONS = {
-    "controllers.price_plans.compare_all": {"from": _EPOCH, "to": _EPOCH},
-    "controllers.price_plans.recommend": {"limit": (1, 1000), "from": _EPOCH, "to": _EPOCH},
-    "controllers.readings.read": {"from": _EPOCH, "to": _EPOCH, "limit": (1, 100000), "after": _EPOCH},
+    "controllers.price_plans.compare_all": ("from", "to"),
+    "controllers.price_plans.recommend": ("limit", "from", "to"),
+    "controllers.readings.read": ("from", "to", "limit", "after"),
 }
+_ANY_INTEGER = (-(2**63), 2**63 - 1)
 _INTEGER = re.compile(r"-?[0-9]{1,19}\Z")
 
 
@@ -144,7 +147,8 @@ class MeterReadsFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         operation = _operation_id(scope) if scope["type"] == "http" and scope.get("method") == "GET" else None
-        arguments = _integer_arguments(scope, READ_OPERATIONS[operation]) if operation in READ_OPERATIONS else None
+        names = READ_OPERATIONS.get(operation)
+        arguments = None if names is None else _integer_arguments(scope, dict.fromkeys(names, _ANY_INTEGER))
         meter_id = scope.get("path_params", {}).get("smartMeterId")
         if arguments is None or not isinstance(meter_id, str):
             await self.next_app(scope, receive, send)
@@ -169,7 +173,7 @@ def _meter_read(scope: Scope, config: Config, operation: str, meter_id: str, arg
     return read_readings(meter_id, since, until, arguments.get("limit"), arguments.get("after"), who, _pager(scope))
 
 
-def _integer_arguments(scope: Scope, bounds: dict[str, tuple[int, int]]) -> dict | None:
+def _integer_arguments(scope: Scope, bounds: dict[str, tuple[float, float]]) -> dict | None:
     """The query's integer parameters, or None when any value is not a plain integer within its bounds (or
     repeated, or not one of the operation's): those requests take the Flask path and get Connexion's
     conversion and answers."""
@@ -199,15 +203,31 @@ V1_TELEGRAM_PATH = "/api/v1/datalogger/dsmrreading"
 READINGS_STORE_PATH = "/readings/store"
 FORM = b"application/x-www-form-urlencoded"
 JSON = b"application/json"
-# The spec's MeterId (1 to 128 of A-Z a-z 0-9 . _ : -); \Z, not $, so that a final newline never matches.
-_METER_READ_PATH = re.compile(
-    r"/(price-plans/compare-all|price-plans/recommend|readings/read)/([A-Za-z0-9._:-]{1,128})\Z"
-)
-_READ_PATH_OPERATIONS = {
-    "price-plans/compare-all": "controllers.price_plans.compare_all",
-    "price-plans/recommend": "controllers.price_plans.recommend",
-    "readings/read": "controllers.readings.read",
+# The three reads by path; the meter id is then checked against the spec's own parameter schema.
+_METER_READ_PATH = re.compile(r"/(price-plans/compare-all|price-plans/recommend|readings/read)/([^/]+)\Z")
+_READ_PATHS = {
+    "price-plans/compare-all": "/price-plans/compare-all/{smartMeterId}",
+    "price-plans/recommend": "/price-plans/recommend/{smartMeterId}",
+    "readings/read": "/readings/read/{smartMeterId}",
 }
+
+
+class _SpecifiedRead(NamedTuple):
+    operation: str
+    meter_id_schema: dict
+    bounds: dict[str, tuple[float, float]]  # the integer query parameters' minimum and maximum
+
+
+def _specified_read(specification: dict, path: str) -> _SpecifiedRead:
+    operation = specification["paths"][path]["get"]
+    meter_id_schema, bounds = None, {}
+    for parameter in operation["parameters"]:
+        schema = parameter["schema"]
+        if parameter["in"] == "path":
+            meter_id_schema = schema
+        elif parameter["in"] == "query" and schema.get("type") == "integer":
+            bounds[parameter["name"]] = (schema.get("minimum", -math.inf), schema.get("maximum", math.inf))
+    return _SpecifiedRead(operation["operationId"], meter_id_schema, bounds)
 
 
 class FrontDoor:
@@ -221,6 +241,7 @@ class FrontDoor:
         self.open_mode = not config.require_auth
         operation = specification["paths"][READINGS_STORE_PATH]["post"]
         self.store_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        self.reads = {name: _specified_read(specification, path) for name, path in _READ_PATHS.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -232,7 +253,7 @@ class FrontDoor:
                 await self._store(scope, receive, send)
                 return
             if method == "GET" and self.open_mode and (read := _METER_READ_PATH.match(path)):
-                await self._meter_read(scope, receive, send, _READ_PATH_OPERATIONS[read[1]], read[2])
+                await self._meter_read(scope, receive, send, self.reads[read[1]], read[2])
                 return
         await self.next_app(scope, receive, send)
 
@@ -259,13 +280,15 @@ class FrontDoor:
         answer = await _in_thread(store_readings, body, self.config, caller_in_scope(scope, self.config))
         await _answer(send, 200, orjson.dumps(answer, default=json_default), b"application/json")
 
-    async def _meter_read(self, scope: Scope, receive: Receive, send: Send, operation: str, meter_id: str) -> None:
-        arguments = _integer_arguments(scope, READ_OPERATIONS[operation])
-        if arguments is None:
+    async def _meter_read(
+        self, scope: Scope, receive: Receive, send: Send, read: _SpecifiedRead, meter_id: str
+    ) -> None:
+        arguments = _integer_arguments(scope, read.bounds)
+        if arguments is None or not compiled_validator(read.meter_id_schema).is_valid(meter_id):
             await self.next_app(scope, receive, send)
             return
-        _route(scope, operation)
-        await _answer_meter_read(send, scope, self.config, operation, meter_id, arguments)
+        _route(scope, read.operation)
+        await _answer_meter_read(send, scope, self.config, read.operation, meter_id, arguments)
 
 
 def _content_type(scope: Scope) -> bytes | None:
