@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from urllib.parse import urlencode
 
+import orjson
 from flask import request
 
 import ingest_events
@@ -15,6 +16,7 @@ from controllers.responses import json_response
 from domain.access import OPEN, Caller
 from domain.errors import InvalidInput, NotFound
 from domain.usage import SampleColumns, check_readings
+from jsonify import number_pairs_as_objects
 from repository import dsmr as dsmr_repo
 from repository import readings as readings_repo
 
@@ -60,7 +62,7 @@ def read_readings(
     after: int | None,
     who: Caller,
     page_after: Callable[[int], str],
-) -> tuple[list[dict], dict | None]:
+) -> tuple[orjson.Fragment, dict | None]:
     """GET /readings/read without Flask (the controller above and the ASGI fast path answer through it):
     the seed's plain list; with `limit`, a page of it, and a `Link: <...>; rel="next"` header while more
     readings follow (its `after` is the last time on this page: the next page is an index seek)."""
@@ -75,7 +77,7 @@ def read_readings(
         samples = samples[:limit]
         last_time = samples[-1][0]
         headers = {"Link": f'<{page_after(last_time)}>; rel="next"'}
-    return _readings_json(samples), headers
+    return number_pairs_as_objects(samples, "time", "reading"), headers
 
 
 def _page_after(time: int) -> str:
