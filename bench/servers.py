@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 SRC = ROOT / "src"
 VENV_BIN = Path(sys.executable).parent
+SERVE_COMMAND = [sys.executable, str(SRC / "serve.py")]
 HOST = "127.0.0.1"
 POSTGRES_BENCH_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/joi_bench")
 
@@ -88,9 +89,14 @@ class Server:
         return sum(self._status_kib("VmRSS").values())
 
     def worker_pids(self) -> list[int]:
-        """The processes that serve requests (the supervisor's descendants running uvicorn workers)."""
+        """The processes that serve requests: those without children of their own (uvicorn's or
+        gunicorn's workers, not their supervisors nor serve.py)."""
         pids = self.pids()
-        return pids[1:] if len(pids) > 1 else pids
+        parents = set()
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents.add(int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]))
+        return [pid for pid in pids if pid not in parents]
 
     def wait_ready(self, workers: int, timeout: float = 60.0, marker: str = "Application startup complete") -> None:
         """Until every worker has started (else the first one up takes every keep-alive connection of
@@ -130,11 +136,11 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def _uvicorn(name: str, args: list[str], env: dict, workers: int, log_dir: Path) -> Server:
+def _uvicorn(name: str, args: list[str], env: dict, workers: int, log_dir: Path, *, launcher: list[str]) -> Server:
     port = free_port()
     log_path = log_dir / f"{name}-{port}.log"
     command = [
-        str(VENV_BIN / "uvicorn"),
+        *launcher,
         *args,
         "--host",
         HOST,
@@ -167,7 +173,8 @@ def base_env(**extra: str) -> dict:
 
 @contextlib.contextmanager
 def app_server(database_url: str, *, workers: int | None = None, log_dir: Path | None = None, **env_extra: str):
-    """Our service (`make run`'s command line) on a migrated database, stopped on exit."""
+    """Our service as `make run` serves it (src/serve.py, without its queue worker) on a migrated database,
+    stopped on exit."""
     env = base_env(DATABASE_URL=database_url, **env_extra)
     subprocess.run(
         [sys.executable, str(SRC / "cli.py"), "migrate"],
@@ -177,9 +184,10 @@ def app_server(database_url: str, *, workers: int | None = None, log_dir: Path |
         capture_output=True,
         timeout=120,
     )
-    env["AUTO_MIGRATE"] = "0"
-    args = ["--app-dir", str(SRC), "--factory", "app:create_app"]
-    server = _uvicorn("app", args, env, workers or cores(), log_dir or Path(tempfile.gettempdir()))
+    env.update(AUTO_MIGRATE="0", WORKER="0")
+    server = _uvicorn(
+        "app", [], env, workers or cores(), log_dir or Path(tempfile.gettempdir()), launcher=SERVE_COMMAND
+    )
     try:
         yield server
     finally:
@@ -193,7 +201,12 @@ def echo_server(*, workers: int | None = None, log_dir: Path | None = None, serv
     log_dir = log_dir or Path(tempfile.gettempdir())
     if served_by == "a2wsgi":
         server = _uvicorn(
-            "echo", ["--app-dir", str(BENCH), "echo_app:asgi"], base_env(**env), workers or cores(), log_dir
+            "echo",
+            ["--app-dir", str(BENCH), "echo_app:asgi"],
+            base_env(**env),
+            workers or cores(),
+            log_dir,
+            launcher=[str(VENV_BIN / "uvicorn")],
         )
     else:
         server = _gunicorn("echo-gunicorn", "echo_app:app", base_env(**env), workers or cores(), log_dir)

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.service import descendants
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -99,6 +101,40 @@ def test_the_metrics_page_counts_requests_of_every_web_worker(tmp_path):
             time.sleep(0.1)
         assert health_requests_counted(port) == 21
         assert any(metrics_dir.glob("*.db"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        wait_exit(process)
+
+
+def _wait_for_workers(process: subprocess.Popen, log_path: Path, count: int) -> list[int]:
+    deadline = time.monotonic() + 60
+    while log_path.read_text(errors="replace").count("Application startup complete") < count:
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")
+        time.sleep(0.1)
+    return [pid for pid, args in descendants(process.pid) if "spawn_main" in args]
+
+
+def test_the_web_workers_run_on_libuv_accepting_one_connection_at_a_time(tmp_path):
+    """uvicorn's workers share one listening socket; the first to wake accepted every waiting connection
+    (a load generator's 8 keep-alive connections all on one worker, measured in bench section 9), unless
+    libuv is told to accept one at a time."""
+    port, log_path = free_port(), tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "src" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)]
+            + ["--workers", "2"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "WORKER": "0", "REDIS_URL": ""},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        workers = _wait_for_workers(process, log_path, 2)
+        assert len(workers) == 2
+        for pid in workers:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"UV_TCP_SINGLE_ACCEPT=1" in environment
+            assert "uvloop/loop" in Path(f"/proc/{pid}/maps").read_text()  # the variable is libuv's
     finally:
         process.send_signal(signal.SIGTERM)
         wait_exit(process)
