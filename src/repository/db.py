@@ -306,6 +306,7 @@ class _GroupCommit(GroupCommit):
             with database.atomic("IMMEDIATE"):
                 if len(batch) == 1:  # alone, its transaction is its savepoint: an error rolls back just it
                     batch[0].result = batch[0].work()
+                    _flush_pending()
                     return
                 for item in batch:
                     try:
@@ -317,10 +318,13 @@ class _GroupCommit(GroupCommit):
                             # SQLite rolled the whole transaction back (a full disk, an I/O error): the
                             # writes before are gone, and the next would run outside it and commit alone.
                             raise item.error from None
-        except Exception as error:  # noqa: BLE001 - BEGIN or COMMIT failed: none of the batch is stored
+                _flush_pending()
+        except Exception as error:  # noqa: BLE001 - BEGIN, a flush or COMMIT failed: none of the batch is stored
             for item in batch:
                 item.result = None
                 item.error = item.error or unmasked(error)
+        finally:
+            _drop_pending()
 
 
 _group = _GroupCommit()
@@ -329,11 +333,41 @@ _group = _GroupCommit()
 def grouped_write(fn):
     """fn() in a write transaction, and its result. On SQLite, concurrent callers in this process share
     transactions (see _GroupCommit); inside a transaction already, or on PostgreSQL (whose writers run
-    in parallel), fn runs in a transaction of its own."""
+    in parallel), fn runs in a transaction of its own. What fn left in pending_until_grouped_commit is
+    flushed before that transaction commits (after fn, inside an outer transaction)."""
     if not is_sqlite() or database.in_transaction():
         with write_transaction():
-            return fn()
+            try:
+                result = fn()
+                _flush_pending()
+            finally:
+                _drop_pending()
+            return result
     return _group.run(fn)
+
+
+_pending = threading.local()
+
+
+def pending_until_grouped_commit(key: str, factory):
+    """This thread's object for `key` (made by factory() when there is none yet), whose flush() runs once,
+    inside the transaction, before the grouped write that is running commits. Writes that share a group
+    commit thus share what they defer (one UPDATE of a counter instead of one per write). Call it last in
+    a grouped write: a write that fails afterwards would leave its share behind. A flush that fails fails
+    every write of the group."""
+    objects = _pending.__dict__.setdefault("objects", {})
+    if key not in objects:
+        objects[key] = factory()
+    return objects[key]
+
+
+def _flush_pending() -> None:
+    for deferred in _pending.__dict__.pop("objects", {}).values():
+        deferred.flush()
+
+
+def _drop_pending() -> None:
+    _pending.__dict__.pop("objects", None)
 
 
 def ping() -> bool:

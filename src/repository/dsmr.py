@@ -59,7 +59,14 @@ from domain.statistics import (
 from domain.usage import HourRollup, hour_rollups
 from repository import readings as readings_repo
 from repository import settings
-from repository.db import BaseModel, database, grouped_write, is_sqlite, write_transaction
+from repository.db import (
+    BaseModel,
+    database,
+    grouped_write,
+    is_sqlite,
+    pending_until_grouped_commit,
+    write_transaction,
+)
 
 ZERO = Decimal(0)
 REGISTER = {"max_digits": 12, "decimal_places": 3}
@@ -628,7 +635,7 @@ def _store_in_transaction(
                 f"meter {installation.joi_meter_id} already has another reading at "
                 f"{reading.timestamp.isoformat()}; nothing was changed"
             )
-        _count_meter(reading.meter, telegram, duplicate=True)
+        _defer(installation, None, tz, telegram, duplicate=True)
         return Stored(Identified(previous.id, kept), created=False)
     following = _neighbour(reading.meter, epoch, before=False)
     reset = previous is not None and is_reset(_position(previous), reading.position)
@@ -637,9 +644,18 @@ def _store_in_transaction(
         _flag_reset(following, reading.position)
     changes = _Changes()
     _book_reading(changes, reading, row_id, previous, following, tz, max_gap)
-    _apply(installation, changes, tz)
-    _count_meter(reading.meter, telegram, duplicate=False)
+    _defer(installation, changes, tz, telegram, duplicate=False)
     return Stored(Identified(row_id, reading), created=True)
+
+
+def _defer(
+    installation: Installation, changes: _Changes | None, tz: tzinfo, telegram: TelegramFacts | None, *, duplicate: bool
+) -> None:
+    """The statistics and counters a stored reading changes, applied with those of the other readings of its
+    group commit (py-spy: about a third of a telegram's time in the write lock went to its own SELECT and
+    UPSERT of the hour and day rows, JOI hourly kWh and counters). The last step of a store."""
+    pending = pending_until_grouped_commit("dsmr statistics", _PendingStatistics)
+    pending.add(installation, changes, tz, telegram, duplicate=duplicate)
 
 
 def _neighbour(meter: str, epoch: int, *, before: bool) -> _ReadingTuple | None:
@@ -666,15 +682,43 @@ def _ensure_meter(meter: str) -> None:
 _TELEGRAM_FACTS = ("timestamp", "dsmr_version", "electricity_tariff", "latest_telegram", *METER_COUNTERS)
 
 
-def _count_meter(meter: str, telegram: TelegramFacts | None, *, duplicate: bool) -> None:
-    """The meter's counters in one UPDATE: a new reading adds to reading_count; a telegram counts as
-    accepted or duplicate, and the newest one's facts describe the meter (a late one only counts)."""
+class _MeterCounts:
+    """What stored readings add to a meter's counters: new readings, accepted and duplicate telegrams, and
+    the newest telegram (of equal ones, the last to arrive)."""
+
+    def __init__(self) -> None:
+        self.readings = self.accepted = self.duplicates = 0
+        self.newest: TelegramFacts | None = None
+
+    def count(self, telegram: TelegramFacts | None, *, duplicate: bool) -> None:
+        if not duplicate:
+            self.readings += 1
+        if telegram is None:
+            return
+        if duplicate:
+            self.duplicates += 1
+        else:
+            self.accepted += 1
+        if self.newest is None or self.newest.timestamp <= telegram.timestamp:
+            self.newest = telegram
+
+
+def _count_meter(meter: str, counts: _MeterCounts) -> None:
+    """The meter's counters in one UPDATE; the newest telegram's facts describe the meter, unless the meter
+    already has a newer one (a late telegram only counts)."""
     p = _p()
-    assignments = [] if duplicate else ["reading_count = reading_count + 1"]
+    assignments = [
+        f"{column} = {column} + {int(added)}"
+        for column, added in (
+            ("reading_count", counts.readings),
+            ("accepted_telegrams", counts.accepted),
+            ("duplicate_telegrams", counts.duplicates),
+        )
+        if added
+    ]
     values: list = []
+    telegram = counts.newest
     if telegram is not None:
-        counter = "duplicate_telegrams" if duplicate else "accepted_telegrams"
-        assignments.append(f"{counter} = {counter} + 1")
         epoch = _epoch(telegram.timestamp)
         facts = [epoch, telegram.dsmr_version, telegram.electricity_tariff, telegram.text]
         facts += [telegram.counters.get(name) for name in METER_COUNTERS]
@@ -695,18 +739,24 @@ class _Changes:
     def __init__(self) -> None:
         self.hours: dict[int, list] = {}
         self.quarters: dict[int, float] = {}
-        self.gaps_gone: list[tuple[str, int]] = []
-        self.gaps_new: list[tuple[str, Gap]] = []
+        # (True, kind, start) takes a gap back, (False, kind, gap) adds one, in the order they were booked
+        # (a reading takes its interval's booking back before it books its own)
+        self.gap_steps: list[tuple[bool, str, datetime | Gap]] = []
 
     def book(self, booking: IntervalBooking, *, gas: bool, sign: int) -> None:
         add_booking(self.hours, booking, gas=gas, sign=sign)
         add_quarters(self.quarters, booking, sign)
         if booking.gap is not None:
             kind = "gas" if gas else "electricity"
-            if sign > 0:
-                self.gaps_new.append((kind, booking.gap))
-            else:
-                self.gaps_gone.append((kind, _epoch(booking.gap.start)))
+            self.gap_steps.append((True, kind, booking.gap.start) if sign < 0 else (False, kind, booking.gap))
+
+    def merge(self, later: _Changes) -> None:
+        """A later reading's changes (of the same meter) added to these."""
+        for hour, delta in later.hours.items():
+            add_booking_values(self.hours.setdefault(hour, [ZERO, ZERO, ZERO, ZERO, None]), delta)
+        for quarter, kwh in later.quarters.items():
+            self.quarters[quarter] = self.quarters.get(quarter, 0.0) + kwh
+        self.gap_steps += later.gap_steps
 
 
 def _book_reading(
@@ -774,13 +824,40 @@ def _gas_capture(meter: str, epoch: int, *, before: bool) -> tuple[datetime, Dec
     return None if row is None else (_instant(row[0]), _decimal(row[1]))
 
 
+class _PendingStatistics:
+    """The changes of a group commit's stored readings, per meter, applied in one go before it commits
+    (repository.db.pending_until_grouped_commit). The hour pieces are whole thousandths, so their sum is
+    exactly what adding them one by one gave; a gap that one reading opened and a later one closed is
+    deleted after it was inserted, in the order of the readings."""
+
+    def __init__(self) -> None:
+        self.meters: dict[str, tuple[Installation, tzinfo, _Changes, _MeterCounts]] = {}
+
+    def add(
+        self, installation: Installation, changes: _Changes | None, tz: tzinfo, telegram, *, duplicate: bool
+    ) -> None:
+        entry = self.meters.get(installation.meter)
+        if entry is None:
+            entry = self.meters[installation.meter] = (installation, tz, _Changes(), _MeterCounts())
+        if changes is not None:
+            entry[2].merge(changes)
+        entry[3].count(telegram, duplicate=duplicate)
+
+    def flush(self) -> None:
+        for installation, tz, changes, counts in self.meters.values():
+            _apply(installation, changes, tz)
+            _count_meter(installation.meter, counts)
+
+
 def _apply(installation: Installation, changes: _Changes, tz: tzinfo) -> None:
     """Add the deltas to the stored hours, then to their days (repriced), the JOI hourly kWh, and the gaps."""
     meter = installation.meter
-    for kind, start in changes.gaps_gone:
-        GapRow.delete().where((GapRow.meter == meter) & (GapRow.kind == kind) & (GapRow.start == start)).execute()
-    if changes.gaps_new:
-        GapRow.insert_many([_gap_columns(meter, kind, gap) for kind, gap in changes.gaps_new]).execute()
+    for gone, kind, gap in changes.gap_steps:
+        if gone:
+            start = _epoch(gap)
+            GapRow.delete().where((GapRow.meter == meter) & (GapRow.kind == kind) & (GapRow.start == start)).execute()
+        else:
+            GapRow.insert(_gap_columns(meter, kind, gap)).execute()
     if not changes.hours:
         return
     hours = sorted(changes.hours)

@@ -359,6 +359,53 @@ def test_concurrent_writers_keep_the_statistics_equal_to_a_recomputation(databas
         assert repo.stored_statistics(meter) == repo.expected_statistics(meter, AMSTERDAM, 3600)
 
 
+def test_telegrams_that_share_a_group_commit_count_and_book_as_if_stored_one_by_one(database):
+    """Outages (gaps opened and closed by later telegrams), repeats and late telegrams from 8 threads at
+    once: on SQLite they share group commits, whose statistics and counters are applied together."""
+    moments = [SPRING + timedelta(minutes=10 * index) for index in range(40)]
+    moments += [moments[-1] + timedelta(hours=5) + timedelta(minutes=10 * index) for index in range(40)]
+    readings = [reading("E1", moment, index) for index, moment in enumerate(moments)]
+    sent = readings + readings[::7]  # every seventh again: duplicates
+    random.Random(5).shuffle(sent)
+
+    def facts(item):
+        return TelegramFacts(item.timestamp, "50", 2, {"power_failure_count": 1}, f"/telegram {item.timestamp}")
+
+    def store_share(share):
+        db.connect()
+        try:
+            for item in share:
+                store(item, AMSTERDAM, facts(item))
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(store_share, [sent[index::8] for index in range(8)]))
+
+    expected = repo.expected_statistics("E1", AMSTERDAM, 3600)
+    assert repo.stored_statistics("E1") == expected
+    assert expected.gaps
+    statistics = repo.meter_statistics("E1")
+    assert (statistics.accepted_telegrams, statistics.duplicate_telegrams) == (len(readings), len(readings[::7]))
+    assert statistics.timestamp == moments[-1]
+    assert statistics.latest_telegram == f"/telegram {moments[-1]}"
+    assert repo.ReadingRow.select().count() == len(readings)
+
+
+def test_a_failing_flush_of_a_group_stores_none_of_its_readings(database, monkeypatch):
+    def broken(*_args):
+        raise peewee.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(repo, "_apply", broken)
+    with pytest.raises(peewee.OperationalError):
+        store(reading("E1", SPRING, 1))
+    monkeypatch.undo()
+    assert repo.ReadingRow.select().count() == 0
+    store(reading("E1", SPRING, 1))  # nothing of the failed write is left to be flushed with the next
+    assert repo.stored_statistics("E1") == repo.expected_statistics("E1", AMSTERDAM, 3600)
+    assert repo.meter_statistics("E1").accepted_telegrams == 0
+
+
 def test_unfiltered_lists_count_from_the_kept_reading_counts_which_match_the_rows(database):
     for item in series("m1", SPRING, 7, timedelta(minutes=10)) + series("m2", SPRING, 4, timedelta(minutes=10)):
         store(item, AMSTERDAM)
