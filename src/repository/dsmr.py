@@ -622,12 +622,10 @@ def _store_in_transaction(
     max_gap: int,
 ) -> Stored:
     _take_ingest_lock()
-    _ensure_meter(installation.meter)
     if telegram_meter:
         installation = _claim_equipment_id(installation, telegram_meter)
     epoch = _epoch(reading.timestamp)
-    # One query finds the reading at this instant, or else the one before it.
-    previous = _neighbour(reading.meter, epoch + 1, before=True)
+    previous, following = _neighbours(reading.meter, epoch)
     if previous is not None and previous.timestamp == epoch:
         kept = _reading(previous)
         if not kept.same_values(reading):
@@ -637,7 +635,6 @@ def _store_in_transaction(
             )
         _defer(installation, None, tz, telegram, duplicate=True)
         return Stored(Identified(previous.id, kept), created=False)
-    following = _neighbour(reading.meter, epoch, before=False)
     reset = previous is not None and is_reset(_position(previous), reading.position)
     row_id = _insert_reading({**_reading_columns(reading), "reset": reset})
     if following is not None:
@@ -656,6 +653,24 @@ def _defer(
     UPSERT of the hour and day rows, JOI hourly kWh and counters). The last step of a store."""
     pending = pending_until_grouped_commit("dsmr statistics", _PendingStatistics)
     pending.add(installation, changes, tz, telegram, duplicate=duplicate)
+
+
+def _neighbours(meter: str, epoch: int) -> tuple[_ReadingTuple | None, _ReadingTuple | None]:
+    """In one query: the meter's reading at `epoch` or else the one before it, and the one after it."""
+    p = _p()
+    side = f"SELECT {_READING_SELECT} FROM dsmr_readings WHERE meter = {p} AND \"timestamp\" "
+    sql = (
+        f'SELECT * FROM ({side}<= {p} ORDER BY "timestamp" DESC LIMIT 1) AS at_or_before'
+        f' UNION ALL SELECT * FROM ({side}> {p} ORDER BY "timestamp" LIMIT 1) AS after'
+    )
+    previous = following = None
+    for row in database.execute_sql(sql, (meter, epoch, meter, epoch)).fetchall():
+        found = _reading_tuple(row)
+        if found.timestamp <= epoch:
+            previous = found
+        else:
+            following = found
+    return previous, following
 
 
 def _neighbour(meter: str, epoch: int, *, before: bool) -> _ReadingTuple | None:
@@ -846,6 +861,7 @@ class _PendingStatistics:
     def flush(self) -> None:
         for installation, tz, changes, counts in self.meters.values():
             _apply(installation, changes, tz)
+            _ensure_meter(installation.meter)
             _count_meter(installation.meter, counts)
 
 
