@@ -658,7 +658,7 @@ def _defer(
 def _neighbours(meter: str, epoch: int) -> tuple[_ReadingTuple | None, _ReadingTuple | None]:
     """In one query: the meter's reading at `epoch` or else the one before it, and the one after it."""
     p = _p()
-    side = f"SELECT {_READING_SELECT} FROM dsmr_readings WHERE meter = {p} AND \"timestamp\" "
+    side = f'SELECT {_READING_SELECT} FROM dsmr_readings WHERE meter = {p} AND "timestamp" '
     sql = (
         f'SELECT * FROM ({side}<= {p} ORDER BY "timestamp" DESC LIMIT 1) AS at_or_before'
         f' UNION ALL SELECT * FROM ({side}> {p} ORDER BY "timestamp" LIMIT 1) AS after'
