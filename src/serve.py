@@ -2,7 +2,7 @@
 
     python src/serve.py [uvicorn options ...]
 
-Starts `uvicorn --app-dir src --factory app:create_app <options>` and, unless WORKER=0, `python
+Starts `uvicorn --app-dir src --factory app:create_served_app <options>` and, unless WORKER=0, `python
 src/worker.py`. SIGINT and SIGTERM are passed on to both; when either child exits, the other is stopped
 (SIGTERM, then SIGKILL after STOP_GRACE_SECONDS) and serve exits with the first one's status.
 
@@ -39,7 +39,7 @@ WEB_ENVIRONMENT = {"UV_TCP_SINGLE_ACCEPT": "1"}
 
 
 def _children(uvicorn_args: list[str]) -> dict[str, subprocess.Popen]:
-    web = [str(BIN / "uvicorn"), "--app-dir", str(SRC), "--factory", "app:create_app", *uvicorn_args]
+    web = [str(BIN / "uvicorn"), "--app-dir", str(SRC), "--factory", "app:create_served_app", *uvicorn_args]
     if not any(arg == "--http" or arg.startswith("--http=") for arg in uvicorn_args):
         web += ["--http", HEADER_TIMEOUT_PROTOCOL]  # uvicorn's own has no bound on trickled headers
     children = {"web": subprocess.Popen(web, env={**WEB_ENVIRONMENT, **os.environ})}

@@ -138,3 +138,22 @@ def test_the_web_workers_run_on_libuv_accepting_one_connection_at_a_time(tmp_pat
     finally:
         process.send_signal(signal.SIGTERM)
         wait_exit(process)
+
+
+def test_a_served_app_freezes_its_start_up_objects_and_switches_threads_every_half_millisecond(tmp_path):
+    probe = (
+        "import gc, sys; sys.path.insert(0, 'src'); from app import create_served_app; create_served_app(); "
+        "print(gc.get_freeze_count(), sys.getswitchinterval())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "REDIS_URL": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    frozen, interval = done.stdout.split()
+    assert int(frozen) > 10_000
+    assert float(interval) == 0.0005
