@@ -303,7 +303,7 @@ class _GroupCommit(GroupCommit):
     @staticmethod
     def _execute(batch: list[_GroupedWrite]) -> None:
         try:
-            with database.atomic("IMMEDIATE"):
+            with _pending_owned(), database.atomic("IMMEDIATE"):
                 if len(batch) == 1:  # alone, its transaction is its savepoint: an error rolls back just it
                     batch[0].result = batch[0].work()
                     _flush_pending()
@@ -323,8 +323,6 @@ class _GroupCommit(GroupCommit):
             for item in batch:
                 item.result = None
                 item.error = item.error or unmasked(error)
-        finally:
-            _drop_pending()
 
 
 _group = _GroupCommit()
@@ -335,13 +333,13 @@ def grouped_write(fn):
     transactions (see _GroupCommit); inside a transaction already, or on PostgreSQL (whose writers run
     in parallel), fn runs in a transaction of its own. What fn left in pending_until_grouped_commit is
     flushed before that transaction commits (after fn, inside an outer transaction)."""
-    if not is_sqlite() or database.in_transaction():
+    if getattr(_pending, "owned", False):  # inside another grouped write, which flushes before it commits
         with write_transaction():
-            try:
-                result = fn()
-                _flush_pending()
-            finally:
-                _drop_pending()
+            return fn()
+    if not is_sqlite() or database.in_transaction():
+        with write_transaction(), _pending_owned():
+            result = fn()
+            _flush_pending()
             return result
     return _group.run(fn)
 
@@ -361,13 +359,22 @@ def pending_until_grouped_commit(key: str, factory):
     return objects[key]
 
 
+@contextlib.contextmanager
+def _pending_owned():
+    """This thread runs a grouped write (or a group of them) that flushes what they leave before committing;
+    grouped writes nested in it leave theirs to it (a nested one flushing inside its own savepoint would
+    have its rollback take the earlier writes' statistics with it)."""
+    _pending.owned = True
+    try:
+        yield
+    finally:
+        _pending.owned = False
+        _pending.__dict__.pop("objects", None)
+
+
 def _flush_pending() -> None:
     for deferred in _pending.__dict__.pop("objects", {}).values():
         deferred.flush()
-
-
-def _drop_pending() -> None:
-    _pending.__dict__.pop("objects", None)
 
 
 def ping() -> bool:

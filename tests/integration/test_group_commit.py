@@ -98,3 +98,45 @@ def test_writes_that_queue_while_the_leader_waits_for_the_lock_share_its_transac
     assert sizes == [3]
     assert results == {"leader": "leader", "b": "b", "c": "c"}
     assert hours_of("b") == {0: 1.0}
+
+
+class _Deferred:
+    flushed: list[int] = []
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def flush(self) -> None:
+        _Deferred.flushed.append(self.count)
+
+
+def _defer_one() -> None:
+    db.pending_until_grouped_commit("test", _Deferred).count += 1
+
+
+def test_what_grouped_writes_defer_is_flushed_once_before_the_commit_of_the_outermost(database):
+    _Deferred.flushed = []
+
+    def outer():
+        db.grouped_write(_defer_one)
+        db.grouped_write(_defer_one)
+        assert _Deferred.flushed == []  # not inside the nested writes' savepoints
+        _defer_one()
+
+    db.grouped_write(outer)
+    assert _Deferred.flushed == [3]
+    db.grouped_write(_defer_one)
+    assert _Deferred.flushed == [3, 1]
+
+
+def test_what_a_failed_grouped_write_deferred_is_not_flushed_with_the_next(database):
+    _Deferred.flushed = []
+
+    def failing():
+        _defer_one()
+        raise peewee.IntegrityError("refused")
+
+    with pytest.raises(peewee.IntegrityError):
+        db.grouped_write(failing)
+    db.grouped_write(_defer_one)
+    assert _Deferred.flushed == [1]
