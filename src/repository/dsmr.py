@@ -853,7 +853,10 @@ class _PendingStatistics:
     ) -> None:
         entry = self.meters.get(installation.meter)
         if entry is None:
-            entry = self.meters[installation.meter] = (installation, tz, _Changes(), _MeterCounts())
+            entry = (installation, tz, _Changes(), _MeterCounts())
+        # The latest write's view of the installation: a telegram in the group may have claimed its equipment
+        # id, and the JOI hourly kWh (moved to that id then) must follow it.
+        entry = self.meters[installation.meter] = (installation, *entry[1:])
         if changes is not None:
             entry[2].merge(changes)
         entry[3].count(telegram, duplicate=duplicate)

@@ -136,6 +136,21 @@ def test_a_dsmr_meters_hourly_delivered_energy_feeds_the_price_plan_rollups(data
     assert readings_repo.period("E001") == (first, first + 4 * 3600)
 
 
+def test_hourly_energy_of_a_group_follows_the_equipment_id_a_telegram_in_it_claimed(database):
+    repo.set_key("inst", "sha256$inst", replace=False)
+    installation = repo.installation_named("inst")  # it knows no equipment id yet
+    first, second, third = series(installation.meter, datetime(2024, 5, 1, 12, tzinfo=UTC), 3, timedelta(hours=1))
+    repo.store_reading(installation, first, AMSTERDAM)
+
+    def one_group():  # nested grouped writes share the outer one's flush, as a group commit's writes do
+        repo.store_reading(installation, second, AMSTERDAM)
+        repo.store_reading(installation, third, AMSTERDAM, telegram_meter="E0099")
+
+    db.grouped_write(one_group)
+    kept = readings_repo.EnergyHour.select(readings_repo.EnergyHour.meter_id).distinct()
+    assert {row.meter_id for row in kept} == {"E0099"}
+
+
 def test_rebuilding_the_kw_rollups_keeps_the_dsmr_meters_hours(database):
     for item in series("E001", datetime(2024, 5, 1, 12, tzinfo=UTC), 3, timedelta(hours=1)):
         store(item, AMSTERDAM)
