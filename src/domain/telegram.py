@@ -12,12 +12,12 @@ meter name on 0-0:42.0.0). Lines with OBIS codes we do not keep are checked for 
 from __future__ import annotations
 
 import re
-import sys
-from array import array
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Context, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
+
+import fastcrc
 
 from domain.errors import InvalidInput
 
@@ -137,39 +137,12 @@ class Telegram:
 # --- CRC-16/ARC ------------------------------------------------------------------------------------------
 
 
-def _byte_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_BYTE_TABLE = _byte_table()
-# A 16-bit register fed 16 bits at a time: the next register depends only on (register XOR word), so one
-# 65536-entry table replaces two byte steps and halves the Python-level loop.
-_WORD_TABLE = [
-    (_BYTE_TABLE[low] >> 8) ^ _BYTE_TABLE[(high ^ _BYTE_TABLE[low]) & 0xFF] for high in range(256) for low in range(256)
-]
-_NATIVE_IS_BIG_ENDIAN = sys.byteorder == "big"
-
-
 def crc16_arc(data: bytes) -> int:
-    """CRC-16/ARC (reflected polynomial 0xA001, initial value 0, no final XOR) of `data`."""
-    crc = 0
-    even_length = len(data) & ~1
-    if even_length:
-        words = array("H", data[:even_length])
-        if _NATIVE_IS_BIG_ENDIAN:
-            words.byteswap()
-        table = _WORD_TABLE
-        for word in words:
-            crc = table[crc ^ word]
-    if even_length != len(data):
-        crc = (crc >> 8) ^ _BYTE_TABLE[(crc ^ data[-1]) & 0xFF]
-    return crc
+    """CRC-16/ARC (reflected polynomial 0xA001, initial value 0, no final XOR) of `data`.
+
+    fastcrc's compiled loop: the table-driven Python loop took 40-100 us of a v1 telegram under load (its
+    65,536-entry table missed the CPU caches), a tenth of the event loop's time."""
+    return fastcrc.crc16.arc(data)
 
 
 def _crc_of(checked_text: str) -> tuple[int, int | None]:
