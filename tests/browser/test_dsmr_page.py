@@ -23,11 +23,14 @@ def _key(live_server, admin, name: str) -> str:
 
 
 def _post_two_days(live_server, key: str, step: Decimal) -> None:
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = (now - timedelta(days=2)).replace(minute=0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = (now - timedelta(days=2)).replace(minute=0, second=0)
     moments = [start + index * timedelta(minutes=30) for index in range(int((now - start) / timedelta(minutes=30)))]
+    # And one now: with only the half hours, in the hour after local midnight today's one reading could be
+    # midnight's itself (or none), and the page rightly showed no figures for today.
+    moments.append(now)
     for index, moment in enumerate(moments):
-        hour = moment.replace(minute=0)
+        hour = moment.replace(minute=0, second=0)
         body = {
             "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "electricity_currently_delivered": "0.5",
