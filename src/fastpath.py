@@ -82,6 +82,15 @@ async def _in_thread(work: Callable, *args):
     return await asyncio.get_running_loop().run_in_executor(_executor, context.run, _with_connection, work, *args)
 
 
+async def _write(work: Callable, *args):
+    """work(*args), a store: on SQLite in the event loop's thread, its writes sharing the loop's group
+    commit (db.in_event_loop: no thread of the process then competes with the statements for the GIL while
+    they hold the write lock); on PostgreSQL, whose writers wait on the network, in a thread."""
+    if db.is_sqlite():
+        return await db.in_event_loop(_with_connection, work, *args)
+    return await _in_thread(work, *args)
+
+
 async def _answer(send: Send, status: int, body: bytes, content_type: bytes, headers: dict | None = None) -> None:
     head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     head += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
@@ -99,7 +108,7 @@ class ReadingsStoreFastPath:
             await self.next_app(scope, receive, send)
             return
         who = caller_in_scope(scope, self.config)
-        answer = await _in_thread(store_readings, scope[PARSED_BODY_KEY], self.config, who)
+        answer = await _write(store_readings, scope[PARSED_BODY_KEY], self.config, who)
         await _answer(send, 200, orjson.dumps(answer, default=json_default), b"application/json")
 
 
@@ -119,7 +128,7 @@ class DsmrTelegramFastPath:
 
 async def _answer_telegram(send: Send, scope: Scope, config: Config, telegram: object) -> None:
     headers = Headers(scope=scope)
-    status, text, extra = await _in_thread(
+    status, text, extra = await _write(
         answer_telegram, config, headers.get("x-authkey"), headers.get("authorization"), telegram
     )
     await _answer(send, status, text.encode(), b"text/plain; charset=utf-8", extra)
@@ -290,7 +299,7 @@ class FrontDoor:
             await self.next_app(scope, receive if message is None else _replayed(message, receive), send)
             return
         _route(scope, READINGS_STORE)
-        answer = await _in_thread(store_readings, body, self.config, caller_in_scope(scope, self.config))
+        answer = await _write(store_readings, body, self.config, caller_in_scope(scope, self.config))
         await _answer(send, 200, orjson.dumps(answer, default=json_default), b"application/json")
 
     async def _meter_read(

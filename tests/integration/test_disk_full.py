@@ -112,7 +112,7 @@ def test_a_group_commit_batch_that_fills_the_disk_stores_none_of_it_and_tells_ev
         readings_repo.store("big", [(1_700_000_000 + i * 60, 1.0) for i in range(50_000)], 3600)
 
     batch = [db._GroupedWrite(small("before")), db._GroupedWrite(big), db._GroupedWrite(small("after"))]
-    db._GroupCommit._execute(batch)
+    db._group.execute_items(batch)
 
     assert [storage_full(item.error) for item in batch] == [True, True, True]
     assert readings_repo.MeterSample.select().count() == 0
