@@ -695,8 +695,11 @@ class _LoopGroupCommit:
             batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
             connect()
             executed = _group.execute_items(batch)
-        except Exception as error:  # noqa: BLE001 - handed to the writers
+        except BaseException as error:  # handed to the writers; an interruption goes on up once they know
             self._fail(batch, error)
+            if not isinstance(error, Exception):
+                self._resolve(batch)
+                raise
         finally:
             self.release_writer()
         self._spawn(self._settle(batch, executed))
@@ -705,8 +708,11 @@ class _LoopGroupCommit:
         try:
             if executed and any(item.error is None for item in batch):
                 await asyncio.get_running_loop().run_in_executor(_syncers, _group.sync_items, batch)
-        except Exception as error:  # noqa: BLE001 - handed to the writers
+        except BaseException as error:
+            # Cancelled (the server stopping) while the sync ran: not known to be on disk, so not stored.
             self._fail(batch, error)
+            if not isinstance(error, Exception):
+                raise
         finally:
             self._resolve(batch)
 

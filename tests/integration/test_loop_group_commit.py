@@ -355,3 +355,34 @@ def test_an_event_loop_write_whose_lock_wait_is_cancelled_leaves_no_lock_behind(
 
     assert write_lock_is_free()
     assert db.grouped_write(write_hour("after")) == "after"
+
+
+def test_a_group_whose_sync_is_cancelled_leaves_its_writes_failed_not_stored(sqlite_database, monkeypatch):
+    """The server stopping mid-sync (asyncio cancels the tasks left): the writes are not known to be on
+    disk, so none may be taken as stored."""
+    syncing = threading.Event()
+    real = os.fdatasync
+
+    def slow_sync(fd):
+        syncing.set()
+        time.sleep(0.3)
+        real(fd)
+
+    monkeypatch.setattr(db.os, "fdatasync", slow_sync)
+    submitted = []
+    submit = db._LoopGroupCommit.submit
+    monkeypatch.setattr(
+        db._LoopGroupCommit, "submit", lambda group, item: (submitted.append(item), submit(group, item))[1]
+    )
+
+    async def main():
+        asyncio.ensure_future(call_in_loop("stopping"))
+        while not syncing.is_set():
+            await asyncio.sleep(0.01)
+        # returning now: asyncio.run cancels the writer and the group's sync
+
+    asyncio.run(main())
+
+    assert len(submitted) == 1
+    assert submitted[0].finished
+    assert isinstance(submitted[0].error, asyncio.CancelledError)
