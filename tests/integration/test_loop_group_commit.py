@@ -16,6 +16,7 @@ import pytest
 from domain.usage import HourRollup
 from repository import db
 from repository import readings as readings_repo
+from tests.integration.test_group_commit import hours_of, write_hour
 
 REQUEST = contextvars.ContextVar("request", default=None)
 
@@ -29,13 +30,6 @@ def sqlite_database(database):
 
 def database_path() -> str:
     return db.database.obj.database
-
-
-def hours_of(meter_id):
-    return {
-        row.hour_start: row.kwh
-        for row in readings_repo.EnergyHour.select().where(readings_repo.EnergyHour.meter_id == meter_id)
-    }
 
 
 def committed_elsewhere(meter_id) -> bool:
@@ -58,16 +52,6 @@ def write_lock_is_free() -> bool:
         return True
     finally:
         os.close(fd)
-
-
-def write_hour(meter_id, fail=False):
-    def work():
-        readings_repo.replace_hourly_energy(meter_id, {0: HourRollup(1.0, 0.25, 0.5, 0.75)})
-        if fail:
-            raise peewee.IntegrityError(f"{meter_id} refused")
-        return meter_id
-
-    return work
 
 
 class SyncRecorder:
