@@ -91,9 +91,21 @@ def test_the_keyboard_zooms_moves_and_resets_the_power_chart(page, week_of_readi
     assert chart_data(page, "power", WINDOW) == [round(first + quarter), round(last - quarter)]
     with _power_answer(page):
         page.keyboard.press("ArrowRight")
+    # The chart takes the new window once its script has handled the answer, a moment after it arrived.
+    _wait_for_power_window(page, f"min > {round(first + quarter)}")
     assert chart_data(page, "power", WINDOW)[0] > round(first + quarter)
     page.keyboard.press("Escape")
+    _wait_for_power_window(page, f"min === {first} && max === {last}")
     assert chart_data(page, "power", WINDOW) == [first, last]
+
+
+def _wait_for_power_window(page, condition: str) -> None:
+    """Until the power chart's x window (`min`, `max`) meets `condition` (a JavaScript expression), 5 s at most."""
+    page.wait_for_function(
+        "() => { const x = Chart.getChart(document.querySelector('#power-area canvas')).scales.x;"
+        f" const min = x.min, max = x.max; return {condition}; }}",
+        timeout=5000,
+    )
 
 
 def test_a_chosen_window_prices_only_that_window(page, week_of_readings):
