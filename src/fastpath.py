@@ -7,7 +7,9 @@ those hand-offs took about a third of the process's GIL time, and for a telegram
 These middlewares sit in Connexion's stack after routing, security and request validation (the body
 was checked against the spec and parsed by validation.py, which left it in the scope) and before the
 context middleware and Flask. For their operations they call the same Flask-free functions the
-Flask controllers call, in a worker thread, and write the answer themselves; every other request goes
+Flask controllers call and write the answer themselves: the reads in a worker thread; the stores, on
+SQLite, in the event loop's own thread (`db.in_event_loop`, whose group commit waits for the lock and the
+disk in threads of its own) and, on PostgreSQL, in a worker thread. Every other request goes
 on to Flask (a read with a query value that is not a plain integer goes on too, so that Connexion's
 own conversion decides it).
 

@@ -5,7 +5,9 @@ behaviour configured for it as (kind, n): the first n requests for that phone ge
 ones 200 {"code": 0, "message": "OK"} (the default for every phone), all after `delay` seconds. Kinds:
 "http500"; "wrong_code" (200 {"code": 7}); "broken_json" (200 with a body that is not JSON); "hang" (no
 answer for `hang_seconds`: the client must have given up by then).
-Every request is recorded (arrival time, path, message id, body, Authorization header, answer).
+Every request is recorded (arrival time, path, message id, body, Authorization header, answer). A request
+cut off before its body was complete is recorded as "disconnected" and one that is not a send request is
+answered 400: neither counts as accepted.
 """
 
 from __future__ import annotations
@@ -48,21 +50,32 @@ class SendServer:
                     await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
         headers = dict(scope["headers"])
         record = Received(
             time.time(), scope["path"], None, None, (headers.get(b"authorization") or b"").decode() or None
         )
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # The sender died before its request was complete (a killed worker): nothing was accepted.
+                record.answered = "disconnected"
+                with self._lock:
+                    self.received.append(record)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
         try:
             record.body = json.loads(b"".join(chunks))
             record.message_id = int(scope["path"].rsplit("/", 1)[1])
         except (ValueError, IndexError):
-            pass
+            record.answered = "400 not a send request"
+            with self._lock:
+                self.received.append(record)
+            await send({"type": "http.response.start", "status": 400, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         phone = str((record.body or {}).get("phone"))
         with self._lock:
             self.received.append(record)
