@@ -339,8 +339,37 @@ def _single_telegram_field(body: bytes) -> str | None:
     differently (`;`), so that Connexion decides."""
     if b";" in body:
         return None
+    if body.startswith(b"telegram=") and b"&" not in body and body.isascii():
+        decoded = _percent_decoded(body[len(b"telegram=") :].replace(b"+", b" "))
+        if decoded is not None:
+            return decoded
     values = [value for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True) if name == "telegram"]
     return values[0] if len(values) == 1 else None
+
+
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+_STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_HEX_DIGITS = b"0123456789ABCDEFabcdef"
+_UNESCAPED = {
+    b"%" + bytes([high, low]): bytes.fromhex(bytes([high, low]).decode()) for high in _HEX_DIGITS for low in _HEX_DIGITS
+}
+# What form encoders (urlencode, quote) make of a telegram's characters: CR LF ( ) * : ! / space , .
+_TELEGRAM_ESCAPES = (b"%0D", b"%0A", b"%28", b"%29", b"%2A", b"%3A", b"%21", b"%2F", b"%20", b"%2C", b"%2E")
+
+
+def _percent_decoded(value: bytes) -> str | None:
+    """What urllib's unquote makes of an ASCII form value, with one bytes.replace per distinct escape instead
+    of its Python loop over every one (it took a sixth of a telegram's time in the event loop). Only when
+    every `%` starts an escape (else None, and unquote decides): then no replacement can make a new one."""
+    if _STRAY_PERCENT.search(value):
+        return None
+    for escape in _TELEGRAM_ESCAPES:
+        value = value.replace(escape, _UNESCAPED[escape])
+    if b"%" in value:
+        # "%25" last: the `%` it makes must not start another escape.
+        for escape in sorted(set(_ESCAPE.findall(value)), key=lambda escape: escape == b"%25"):
+            value = value.replace(escape, _UNESCAPED[escape])
+    return value.decode("utf-8", "replace")
 
 
 def _route(scope: Scope, operation_id: str) -> None:

@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
@@ -206,7 +207,7 @@ class DsmrReading:
     extra_device_timestamp: datetime | None = None
     extra_device_delivered: Decimal | None = None
 
-    @property
+    @cached_property  # a store asks for it several times (reset checks, the booking)
     def position(self) -> MeterPosition:
         return MeterPosition(
             timestamp=self.timestamp,

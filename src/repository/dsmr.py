@@ -292,7 +292,15 @@ def _reading_columns(reading: DsmrReading) -> dict:
 
 
 def _position(row: ReadingRow) -> MeterPosition:
-    return _reading(row).position
+    return MeterPosition(
+        timestamp=_instant(row.timestamp),
+        electricity_delivered_1=row.electricity_delivered_1,
+        electricity_delivered_2=row.electricity_delivered_2,
+        electricity_returned_1=row.electricity_returned_1,
+        electricity_returned_2=row.electricity_returned_2,
+        gas_timestamp=_instant(row.extra_device_timestamp),
+        gas_delivered=row.extra_device_delivered,
+    )
 
 
 _USE = ("electricity1", "electricity2", "electricity1_returned", "electricity2_returned")
@@ -635,12 +643,14 @@ def _store_in_transaction(
             )
         _defer(installation, None, tz, telegram, duplicate=True)
         return Stored(Identified(previous.id, kept), created=False)
-    reset = previous is not None and is_reset(_position(previous), reading.position)
+    before = None if previous is None else _position(previous)
+    after = None if following is None else _position(following)
+    reset = before is not None and is_reset(before, reading.position)
     row_id = _insert_reading({**_reading_columns(reading), "reset": reset})
     if following is not None:
-        _flag_reset(following, reading.position)
+        _flag_reset(following, reading.position, after)
     changes = _Changes()
-    _book_reading(changes, reading, row_id, previous, following, tz, max_gap)
+    _book_reading(changes, reading, row_id, before, after, tz, max_gap)
     _defer(installation, changes, tz, telegram, duplicate=False)
     return Stored(Identified(row_id, reading), created=True)
 
@@ -679,9 +689,10 @@ def _neighbour(meter: str, epoch: int, *, before: bool) -> _ReadingTuple | None:
     return _one_reading(f'"meter" = {p} AND "timestamp" {side} {p}', (meter, epoch), f' ORDER BY "timestamp" {order}')
 
 
-def _flag_reset(row: ReadingRow, previous: MeterPosition | None) -> None:
-    """Whether the interval ending at `row` is a reset, now that `previous` is the reading before it."""
-    reset = previous is not None and is_reset(previous, _position(row))
+def _flag_reset(row: ReadingRow, previous: MeterPosition | None, position: MeterPosition | None = None) -> None:
+    """Whether the interval ending at `row` (at `position`, when the caller has it) is a reset, now that
+    `previous` is the reading before it."""
+    reset = previous is not None and is_reset(previous, position or _position(row))
     if reset != row.reset:
         ReadingRow.update(reset=reset).where(ReadingRow.id == row.id).execute()
 
@@ -778,16 +789,15 @@ def _book_reading(
     changes: _Changes,
     reading: DsmrReading,
     row_id: int,
-    previous: ReadingRow | None,
-    following: ReadingRow | None,
+    before: MeterPosition | None,
+    after: MeterPosition | None,
     tz: tzinfo,
     max_gap: int,
 ) -> None:
-    """The new reading splits the interval from `previous` to `following`: that interval's booking is taken
-    back and the two new ones are added (the statistics of the hours around it, never of the whole day)."""
+    """The new reading splits the interval from the reading `before` it to the one `after` it: that
+    interval's booking is taken back and the two new ones are added (the statistics of the hours around it,
+    never of the whole day)."""
     position = reading.position
-    before = None if previous is None else _position(previous)
-    after = None if following is None else _position(following)
     if before is not None and after is not None:
         changes.book(book_electricity(before, after, tz, max_gap), gas=False, sign=-1)
     if before is not None:
