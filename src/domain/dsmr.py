@@ -14,9 +14,9 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from functools import cached_property
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from functools import cached_property
 
 from domain.errors import Conflict, InvalidInput
 from domain.statistics import (
