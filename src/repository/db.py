@@ -356,14 +356,14 @@ def unmasked(error: BaseException) -> BaseException:
 class _GroupedWrite:
     __slots__ = ("work", "key", "result", "error", "finished", "leads", "wake", "context", "future")
 
-    def __init__(self, work, key=None) -> None:
+    def __init__(self, work, key=None, wake: threading.Event | None = None) -> None:
         self.work = work  # what the group's _execute runs: a function on SQLite
         self.key = key
         self.result = None
         self.error: BaseException | None = None
         self.finished = False
         self.leads = False
-        self.wake = threading.Event()
+        self.wake = wake  # a writer thread's, set when its write is done or it leads (not for loop writes)
         self.context: contextvars.Context | None = None  # the writer's, when it is not the running thread's
         self.future: asyncio.Future | None = None
 
@@ -386,7 +386,7 @@ class GroupCommit:
         self._leading = False
 
     def run(self, work, key=None):
-        item = _GroupedWrite(work, key)
+        item = _GroupedWrite(work, key, threading.Event())
         with self._mutex:
             self._queue.append(item)
             if not self._leading:

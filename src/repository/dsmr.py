@@ -456,12 +456,14 @@ def any_key_stored() -> bool:
 def _claim_equipment_id(installation: Installation, equipment_id: str) -> Installation:
     """The installation's first telegram naming its meter makes that id the installation's. Inside the
     store's transaction: another installation's meter, or a JOI meter with kW samples, is refused."""
-    current = installation_named(installation.name)
+    claimed = pending_until_grouped_commit("dsmr claimed installations", _ClaimedInstallations)
+    current = claimed.get(installation.name) or installation_named(installation.name)
     if current is None:
         raise Conflict(f"installation {installation.name!r} was removed; nothing was stored")
     if current.equipment_id is not None:
         # Checked again under the lock: another telegram may have named the meter since the caller looked.
         check_telegram_meter(current, equipment_id)
+        claimed.keep(current)
         return current
     other = InstallationRow.get_or_none(
         (InstallationRow.name != installation.name)
@@ -483,6 +485,19 @@ def _claim_equipment_id(installation: Installation, equipment_id: str) -> Instal
     # The hourly kWh the price plans read move to the id the meter is known by from now on.
     readings_repo.rename_hourly_energy(installation.meter, equipment_id)
     return replace(current, equipment_id=equipment_id)
+
+
+class _ClaimedInstallations(dict):
+    """Installations whose equipment id the store's transaction found claimed already, by name: the other
+    telegrams of its group commit need not read them again. Nothing in the transaction can change such a
+    row (deleting an installation or changing its key waits for the ingest lock), and a claim made by a
+    write of the group is not kept (that write's savepoint may yet roll it back)."""
+
+    def keep(self, installation: Installation) -> None:
+        self[installation.name] = installation
+
+    def flush(self) -> None:
+        """Nothing to write: the reads end with the transaction."""
 
 
 # --- the ingest path in plain SQL ----------------------------------------------------------------------------
@@ -804,8 +819,19 @@ def _book_reading(
         changes.book(book_electricity(before, position, tz, max_gap), gas=False, sign=1)
     if after is not None:
         changes.book(book_electricity(position, after, tz, max_gap), gas=False, sign=1)
-    if reading.extra_device_timestamp is not None:
+    if reading.extra_device_timestamp is not None and not _repeats_newest_capture(position, before, after):
         _book_gas_capture(changes, reading, row_id, tz, max_gap)
+
+
+def _repeats_newest_capture(position: MeterPosition, before: MeterPosition | None, after: MeterPosition | None) -> bool:
+    """The common case, decided without a query: the newest reading repeats the gas capture, with its value,
+    of the reading before it, which is then the latest telegram carrying that capture; nothing changes."""
+    return (
+        after is None
+        and before is not None
+        and before.gas_timestamp == position.gas_timestamp
+        and before.gas_delivered == position.gas_delivered
+    )
 
 
 def _book_gas_capture(changes: _Changes, reading: DsmrReading, row_id: int, tz: tzinfo, max_gap: int) -> None:

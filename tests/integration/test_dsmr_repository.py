@@ -524,6 +524,35 @@ def test_the_meter_a_telegram_names_is_checked_again_inside_the_store(database):
     assert repo.ReadingRow.select().count() == 1
 
 
+def run_as_one_group(*writes) -> list:
+    """The writes as one SQLite group commit (each in its savepoint, one COMMIT): what each raised, or None."""
+    batch = [db._GroupedWrite(write) for write in writes]
+    if db._group.execute_items(batch):
+        db._group.sync_items(batch)
+    return [item.error for item in batch]
+
+
+def test_a_claim_that_a_group_rolls_back_leaves_the_meter_to_the_next_telegram_of_the_group(database):
+    """The first telegram of the group names E1, then is refused (another reading at its instant): its claim
+    is rolled back with it, so the next telegram of the same transaction may name E2."""
+    if not db.is_sqlite():
+        pytest.skip("group commits are SQLite's")
+    repo.set_key("home", "sha256$home", replace=False)
+    home = repo.installation_named("home")
+    repo.store_reading(home, reading("home", SPRING, 1), AMSTERDAM)  # posted through v2: no meter named yet
+
+    def telegram(moment, index, meter):
+        return lambda: repo.store_reading(home, reading("home", moment, index), AMSTERDAM, telegram_meter=meter)
+
+    later = SPRING + timedelta(minutes=5)
+    errors = run_as_one_group(telegram(SPRING, 2, "E1"), telegram(later, 3, "E2"), telegram(later, 3, "E2"))
+    assert [type(error) for error in errors] == [Conflict, type(None), type(None)]  # the third: a duplicate
+    assert repo.installation_named("home").equipment_id == "E2"
+    errors = run_as_one_group(*(telegram(SPRING + timedelta(minutes=n), n, "E1") for n in (10, 15)))
+    assert [type(error) for error in errors] == [InvalidInput, InvalidInput]  # E2's installation, read once
+    assert repo.ReadingRow.select().count() == 2
+
+
 def test_the_latest_telegram_carrying_a_gas_capture_is_an_index_seek_whatever_the_history(database):
     for item in series("m1", SPRING, 10, timedelta(minutes=5)):
         store(item, AMSTERDAM)
