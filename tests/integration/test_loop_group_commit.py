@@ -117,6 +117,27 @@ def test_with_synchronous_normal_the_group_leaves_the_sync_to_sqlite_checkpoints
     assert db.database.execute_sql("PRAGMA synchronous").fetchone()[0] == 1
 
 
+def wal_restarts() -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one each time it starts the WAL over."""
+    with open(f"{database_path()}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+def test_under_steady_writes_the_wal_starts_over_instead_of_growing_without_end(sqlite_database, monkeypatch):
+    """The background checkpoint runs while writers go on adding frames; SQLite starts the WAL over only
+    after a checkpoint that left none behind, so the one that writers outran is finished with them held off."""
+    monkeypatch.setattr(db._WalSync, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(db._WalSync, "AUTOCHECKPOINT_PAGES", 50)
+    db.grouped_write(write_hour("first"))
+    restarts_before = wal_restarts()
+    samples = [(1_700_000_000 + minute * 60, 1.0) for minute in range(300)]
+    deadline = time.monotonic() + 3
+    while wal_restarts() < restarts_before + 3 and time.monotonic() < deadline:
+        db.grouped_write(lambda batch=samples: readings_repo.store("steady", batch, 3600))
+        samples = [(moment + 300 * 60, value) for moment, value in samples]
+    assert wal_restarts() >= restarts_before + 3
+
+
 # --- the event loop's group commit ---------------------------------------------------------------------
 
 
