@@ -88,10 +88,11 @@ def test_the_keyboard_zooms_moves_and_resets_the_power_chart(page, week_of_readi
         page.keyboard.press("+")
     assert answer.value.status == 200
     quarter = (last - first) / 4
+    # As after every key below: the chart takes its new window a moment after the answer arrived.
+    _wait_for_power_window(page, f"min === {round(first + quarter)} && max === {round(last - quarter)}")
     assert chart_data(page, "power", WINDOW) == [round(first + quarter), round(last - quarter)]
     with _power_answer(page):
         page.keyboard.press("ArrowRight")
-    # The chart takes the new window once its script has handled the answer, a moment after it arrived.
     _wait_for_power_window(page, f"min > {round(first + quarter)}")
     assert chart_data(page, "power", WINDOW)[0] > round(first + quarter)
     page.keyboard.press("Escape")
