@@ -30,6 +30,7 @@ the inner path, where Connexion's security has identified the caller.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import concurrent.futures
 import contextvars
 import math
@@ -347,29 +348,17 @@ def _single_telegram_field(body: bytes) -> str | None:
     return values[0] if len(values) == 1 else None
 
 
-_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
 _STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_HEX_DIGITS = b"0123456789ABCDEFabcdef"
-_UNESCAPED = {
-    b"%" + bytes([high, low]): bytes.fromhex(bytes([high, low]).decode()) for high in _HEX_DIGITS for low in _HEX_DIGITS
-}
-# What form encoders (urlencode, quote) make of a telegram's characters: CR LF ( ) * : ! / space , .
-_TELEGRAM_ESCAPES = (b"%0D", b"%0A", b"%28", b"%29", b"%2A", b"%3A", b"%21", b"%2F", b"%20", b"%2C", b"%2E")
 
 
 def _percent_decoded(value: bytes) -> str | None:
-    """What urllib's unquote makes of an ASCII form value, with one bytes.replace per distinct escape instead
-    of its Python loop over every one (it took a sixth of a telegram's time in the event loop). Only when
-    every `%` starts an escape (else None, and unquote decides): then no replacement can make a new one."""
-    if _STRAY_PERCENT.search(value):
+    """What urllib's unquote makes of an ASCII form value, decoded in C: with every `%` turned into `=`,
+    quoted-printable decoding (binascii.a2b_qp) is exactly percent decoding, provided that the value has
+    no `=` of its own and every `%` starts an escape (else None, and unquote decides). unquote's Python loop
+    over the escapes took a sixth of a telegram's time in the event loop, a replace per escape 20 us."""
+    if b"=" in value or _STRAY_PERCENT.search(value):
         return None
-    for escape in _TELEGRAM_ESCAPES:
-        value = value.replace(escape, _UNESCAPED[escape])
-    if b"%" in value:
-        # "%25" last: the `%` it makes must not start another escape.
-        for escape in sorted(set(_ESCAPE.findall(value)), key=lambda escape: escape == b"%25"):
-            value = value.replace(escape, _UNESCAPED[escape])
-    return value.decode("utf-8", "replace")
+    return binascii.a2b_qp(value.replace(b"%", b"=")).decode("utf-8", "replace")
 
 
 def _route(scope: Scope, operation_id: str) -> None:

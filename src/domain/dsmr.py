@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from functools import cached_property
+from functools import cache, cached_property, lru_cache
 
 from domain.errors import Conflict, InvalidInput
 from domain.statistics import (
@@ -103,7 +103,12 @@ def key_matches(presented: str | None, configured_key: str | None) -> bool:
     """Whether the caller sent the configured key (DSMR_API_KEY); digests of equal length, constant time."""
     if not presented or not configured_key:
         return False
-    return hmac.compare_digest(hash_api_key(presented).encode(), hash_api_key(configured_key).encode())
+    return hmac.compare_digest(hash_api_key(presented).encode(), _configured_key_digest(configured_key))
+
+
+@lru_cache(maxsize=4)
+def _configured_key_digest(configured_key: str) -> bytes:
+    return hash_api_key(configured_key).encode()
 
 
 # --- installations -------------------------------------------------------------------------------------------
@@ -226,19 +231,29 @@ class DsmrReading:
 
 def _decimal(value: object, *, whole_digits: int = 9, places: int = 3) -> Decimal:
     """DSMR-reader's decimal field: a number (JSON) or its text (form), at most `places` decimals."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+    if isinstance(value, Decimal):
+        number = value  # a telegram's values, parsed already: no round trip through text
+    elif isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(INVALID_NUMBER)
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise ValueError(INVALID_NUMBER) from None
+    else:
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else str(value))
+        except InvalidOperation:
+            raise ValueError(INVALID_NUMBER) from None
     if not number.is_finite():
         raise ValueError(INVALID_NUMBER)
-    if abs(number) >= Decimal(10) ** whole_digits:
+    limit, quantum = _decimal_bounds(whole_digits, places)
+    if abs(number) >= limit:
         raise ValueError(f"Ensure that there are no more than {whole_digits} digits before the decimal point.")
-    if number != number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN):
+    if number != number.quantize(quantum, rounding=ROUND_DOWN):
         raise ValueError(f"Ensure that there are no more than {places} decimal places.")
     return number
+
+
+@cache
+def _decimal_bounds(whole_digits: int, places: int) -> tuple[Decimal, Decimal]:
+    """(10 ** whole_digits, 10 ** -places), made once per field kind rather than for every value."""
+    return Decimal(10) ** whole_digits, Decimal(1).scaleb(-places)
 
 
 def _meter_value(value: object) -> Decimal:

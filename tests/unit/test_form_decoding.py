@@ -24,9 +24,13 @@ def parse_qsl_value(body: bytes) -> str | None:
 
 
 # Pieces that try the decoder's edges: stray and doubled percent signs, escapes in either case, an escaped
-# percent sign followed by hex digits, plus signs, non-ASCII and control characters.
+# percent sign followed by hex digits, plus signs, non-ASCII and control characters, and what the C decoder
+# (quoted-printable's) would read as its own escapes and soft line breaks: `=41`, `=` at a line end.
 PIECES = st.sampled_from(
-    ["%", "%%", "%2", "%25", "%41", "%4", "%0D", "%0d", "%fA", "+", " ", "A", "f", "1", "(", "é", "\r\n", "&", "="]
+    [
+        *("%", "%%", "%2", "%25", "%41", "%4", "%0D", "%0d", "%fA", "%3D", "%3d", "+", " ", "A", "f", "1", "("),
+        *("é", "\r\n", "\n", "&", "=", "=41", "=\r\n", "==", "_", "\t "),
+    ]
 )
 VALUES = st.lists(PIECES | st.text(max_size=3), max_size=20).map("".join)
 
