@@ -205,13 +205,98 @@ def _store_in_transaction(
         # A new meter has no rollups of its own to replace: the energy worked out before the lock is all.
         _insert_hours(meter_id, {hour: kwh for _, _, energy in plans for hour, kwh in energy.items()})
         return
-    # The stored samples each range needs are read before the upsert and merged with the new ones in
-    # memory, so the rows just written are not read back.
-    changes = [_changed_energy(meter_key, times, values, energy, max_gap) for times, values, energy in plans]
+    # The stored samples each range needs beside the new ones are read before the upsert, so the rows just
+    # written are not read back.
+    sides = [_StoredSides.read(meter_key, times, max_gap) for times, _, _ in plans]
     upsert.execute(meter_key)
+    changes = []
+    for (times, values, energy), stored in zip(plans, sides, strict=True):
+        if stored.only_new_inside_after(meter_key, times):
+            changes.append(stored.energy(times, values, energy, max_gap))
+        else:  # stored samples between the new ones (an interleaved backfill): the whole range again
+            changes.append(_changed_energy(meter_key, times, values, energy, max_gap))
     # An upsert of the changed hours is enough: an hour with energy keeps it when samples are added or
     # replaced (an interval that is split yields shorter ones over the same time), so none is deleted.
     _insert_hours(meter_id, {hour: kwh for change in changes if change for hour, kwh in change.items()})
+
+
+class _StoredSides:
+    """The stored samples beside a store's new ones (times[0] to times[-1]) that the energy of the hours it
+    changes needs, on SQLite: those from the hour of the nearest one before within max_gap to times[0], and
+    from times[-1] to the end of the hour of the nearest one after, with the one beyond each side.
+
+    Read before the upsert; used while the samples from times[0] to times[-1] are, after it, exactly the new
+    ones (the usual store: appended, or sent again). Then the hours between the first new sample's and the
+    last one's keep the energy worked out from the new samples before the write lock, and only the hours at
+    either side are worked out again, from the sides and the new samples next to them. A 1,000-sample store
+    to a known meter read and re-sorted every stored sample of its range and recomputed all of it."""
+
+    __slots__ = ("left", "right", "first_hour", "end", "stored_inside")
+
+    def __init__(self, left: list, right: list, first_hour: int, end: int, stored_inside: int) -> None:
+        self.left, self.right, self.first_hour, self.end = left, right, first_hour, end
+        self.stored_inside = stored_inside
+
+    @classmethod
+    def read(cls, meter_key: int, times: list[int], max_gap: int) -> _StoredSides:
+        first, last = times[0], times[-1]
+        p = _param()
+        before, after, stored_inside = database.execute_sql(
+            f'SELECT (SELECT MAX("time") FROM meter_samples WHERE meter_key = {p} AND "time" < {p} AND "time" >= {p}),'
+            f' (SELECT MIN("time") FROM meter_samples WHERE meter_key = {p} AND "time" > {p} AND "time" <= {p}),'
+            f' (SELECT COUNT(*) FROM meter_samples WHERE meter_key = {p} AND "time" >= {p} AND "time" <= {p})',
+            (meter_key, first, first - max_gap, meter_key, last, last + max_gap, meter_key, first, last),
+        ).fetchone()
+        low = first if before is None else before
+        high = last if after is None else after
+        if low == high:  # one new sample and no stored one within max_gap: no interval carries energy
+            return cls([], [], low, low, stored_inside)
+        first_hour, end = hour_of(low), hour_of(high - 1) + HOUR
+        of_meter = f"FROM meter_samples WHERE meter_key = {p}"
+        rows = database.execute_sql(
+            f'SELECT "time", reading {of_meter} AND "time" < {p}'
+            f' AND "time" >= COALESCE((SELECT MAX("time") {of_meter} AND "time" < {p}), {p})'
+            f' UNION ALL SELECT "time", reading {of_meter} AND "time" > {p}'
+            f' AND "time" <= COALESCE((SELECT MIN("time") {of_meter} AND "time" > {p}), {p})'
+            " ORDER BY 1",
+            (meter_key, first, meter_key, first_hour, first_hour, meter_key, last, meter_key, end, end),
+        ).fetchall()
+        split = bisect.bisect_left(rows, (first,))
+        return cls(rows[:split], rows[split:], first_hour, end, stored_inside)
+
+    def only_new_inside_after(self, meter_key: int, times: list[int]) -> bool:
+        """Whether, after the upsert, the samples from the first new time to the last are the new ones."""
+        if self.stored_inside == 0 or len(times) == 1:
+            return True
+        p = _param()
+        (count,) = database.execute_sql(
+            f'SELECT COUNT(*) FROM meter_samples WHERE meter_key = {p} AND "time" >= {p} AND "time" <= {p}',
+            (meter_key, times[0], times[-1]),
+        ).fetchone()
+        return count == len(times)
+
+    def energy(
+        self, times: list[int], values: list[float], energy: dict[int, HourRollup], max_gap: int
+    ) -> dict[int, HourRollup] | None:
+        """The energy of the hours the store changes (`energy`: the new samples' alone, from before the lock)."""
+        if self.first_hour == self.end:
+            return None
+        if not self.left and not self.right:
+            return energy  # nothing stored in reach: the new samples' energy is all there is
+        left_end, right_start = hour_of(times[0]) + HOUR, hour_of(times[-1])
+        if left_end >= right_start:
+            samples = [*self.left, *zip(times, values, strict=True), *self.right]
+            return energy_rollups(samples, max_gap, self.first_hour, self.end)
+        # New samples up to the first one past the left side's hours, and from the last one before the right's.
+        upto = bisect.bisect_right(times, left_end) + 1
+        since = bisect.bisect_left(times, right_start) - 1
+        changed = energy_rollups(
+            [*self.left, *zip(times[:upto], values[:upto], strict=True)], max_gap, self.first_hour, left_end
+        )
+        changed.update((hour, rollup) for hour, rollup in energy.items() if left_end <= hour < right_start)
+        right = [*zip(times[since:], values[since:], strict=True), *self.right]
+        changed.update(energy_rollups(right, max_gap, right_start, self.end))
+        return changed
 
 
 # --- the write path on PostgreSQL ------------------------------------------------------------------------

@@ -205,6 +205,55 @@ def test_rollups_after_any_sequence_of_stores_equal_a_recomputation_from_every_s
         assert rollups[hour] == pytest.approx(kwh, rel=1e-9, abs=1e-9)
 
 
+def _random_batch(rng, start):
+    times = [start]
+    for _ in range(rng.randint(0, 60)):
+        times.append(times[-1] + rng.choice([1, 30, 60, 300, 899, 900, 901, 1800, 3599, 3600, 3601, 7200]))
+    return [Reading(t, round(rng.uniform(0, 9), 3)) for t in times]
+
+
+def _next_batch(rng, batches):
+    """A store as meters and their clients make them: appended after the last one, sent again (a retry,
+    sometimes with corrected values), overlapping the last one's end, inside an earlier one, or anywhere."""
+    kind = rng.choice(["append", "again", "corrected", "overlap", "inside", "anywhere"]) if batches else "anywhere"
+    if kind == "anywhere":
+        return _random_batch(rng, rng.randrange(0, 40 * 3600))
+    last = batches[-1]
+    if kind == "append":
+        return _random_batch(rng, last[-1].time + rng.choice([1, 60, 900, 3600, 3601, 9000]))
+    if kind == "again":
+        return list(last)
+    if kind == "corrected":
+        return [Reading(r.time, round(rng.uniform(0, 9), 3)) if rng.random() < 0.3 else r for r in last]
+    if kind == "overlap":
+        return _random_batch(rng, last[len(last) // 2].time + rng.choice([0, 1, 17]))
+    return _random_batch(rng, last[0].time + 1)[: max(1, len(last) // 3)]
+
+
+@pytest.mark.parametrize("max_gap", [300, 3600, 5400])
+@pytest.mark.parametrize("seed", range(25))
+def test_rollups_and_their_quarters_after_retried_appended_and_overlapping_stores_equal_a_recomputation(
+    database, seed, max_gap
+):
+    import random
+
+    from domain.usage import energy_rollups
+
+    rng = random.Random(seed * 7 + max_gap)
+    meter = f"mixed-{seed}-{max_gap}"
+    batches = []
+    for _ in range(rng.randint(2, 10)):
+        batches.append(_next_batch(rng, batches))
+        readings_repo.store(meter, batches[-1], max_gap)
+
+    stored = readings_repo.samples_between(meter)
+    expected = energy_rollups(stored, max_gap, stored[0].time - stored[0].time % 3600, stored[-1].time + 3600)
+    rollups = readings_repo.hourly_energy(meter, readings_repo.JOI)
+    assert rollups.keys() == expected.keys()
+    for hour, rollup in expected.items():
+        assert rollups[hour] == pytest.approx(rollup, rel=1e-9, abs=1e-9), hour
+
+
 def test_a_meter_key_is_looked_up_once_and_a_rolled_back_one_is_never_remembered(database, monkeypatch):
     store_failing_after_its_writes("m", [Reading(0, 1.0), Reading(60, 1.0)], monkeypatch)
     readings_repo.store("other", [Reading(0, 1.0)], GAP)  # takes the key the rolled-back "m" had
