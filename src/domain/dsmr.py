@@ -394,21 +394,21 @@ _COUNTER_CODES = {
     "1-0:52.36.0": "voltage_swell_count_l2",
     "1-0:72.36.0": "voltage_swell_count_l3",
 }
-_COUNTER_LINE = re.compile(r"^(\d-\d:\d{1,2}\.\d{1,2}\.\d{1,2})\((\d{1,9})\)\s*$", re.MULTILINE | re.ASCII)
+# A counter line, with the newline before it: searched for as "\n" then a code, where `^` with
+# re.MULTILINE was tried at every character of the telegram (2.5 times as long).
+_COUNTER_LINE = re.compile(
+    r"\n(" + "|".join(map(re.escape, _COUNTER_CODES)) + r")\((\d{1,9})\)[ \t\r\f\v]*(?=\n|\Z)", re.ASCII
+)
 METER_COUNTERS = tuple(_COUNTER_CODES.values())
 
 
 def meter_counters(telegram_text: str) -> dict[str, int]:
-    """DSMR-reader's meter statistics counters (power failures, voltage sags and swells) of an accepted telegram.
+    """DSMR-reader's meter statistics counters (power failures, voltage sags and swells) of an accepted telegram:
+    each line `<code>(<1 to 9 digits>)` with only white space after it (of a repeated line, the last).
 
     The parser checks these lines but does not keep them; they are read here from the same text.
     """
-    counters = {}
-    for code, value in _COUNTER_LINE.findall(telegram_text):
-        name = _COUNTER_CODES.get(code)
-        if name:
-            counters[name] = int(value)
-    return counters
+    return {_COUNTER_CODES[code]: int(value) for code, value in _COUNTER_LINE.findall("\n" + telegram_text)}
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,17 @@
 the statistics upkeep. Expected figures are worked out by hand beside each test."""
 
 import random
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from domain.dsmr import (
+    _COUNTER_CODES,
     DsmrReading,
     FieldErrors,
     Installation,
@@ -251,6 +255,36 @@ def test_the_meter_counters_are_read_from_an_accepted_telegram():
         "voltage_sag_count_l1": 0,
         "voltage_swell_count_l1": 0,
     }
+
+
+def _counters_by_any_line(text: str) -> dict[str, int]:
+    """The rule stated plainly: every line that is a counter code, 1 to 9 digits in parentheses and only
+    white space after them; the last such line of a code counts."""
+    line = re.compile(r"^(\d-\d:\d{1,2}\.\d{1,2}\.\d{1,2})\((\d{1,9})\)\s*$", re.MULTILINE | re.ASCII)
+    found = {}
+    for code, value in line.findall(text):
+        if code in _COUNTER_CODES:
+            found[_COUNTER_CODES[code]] = int(value)
+    return found
+
+
+_COUNTER_LINES = st.tuples(
+    st.sampled_from([*_COUNTER_CODES, "1-0:32.32.01", "10-0:96.7.21", "0-0:96.7.2", "1-0:1.8.1", ""]),
+    st.sampled_from(["(0)", "(00004)", "(000000004)", "(1234567890)", "(4.5)", "()", "(", "(7)(8)", ""]),
+    st.sampled_from(["", " ", "\t", "\r", " \r", "\x0b", "\x0c", "\x1c", "x", ")"]),
+).map("".join)
+_TELEGRAM_LIKE = st.tuples(
+    st.sampled_from(["", "/ISK5\\2M550T-1012", "noise"]),
+    st.lists(st.tuples(_COUNTER_LINES, st.sampled_from(["\n", "\r\n", "\n\n", ""])).map("".join), max_size=12),
+    st.sampled_from(["", "\n", "\r\n", "\n!ABCD\r\n"]),
+).map(lambda parts: parts[0] + "".join(parts[1]) + parts[2])
+
+
+@given(_TELEGRAM_LIKE)
+@example("0-0:96.7.21(00005)")  # the first line and the last, with no line end
+@example("/X\r\n0-0:96.7.9(3) \r\n1-0:32.32.0(1)\r\n1-0:32.32.0(2)\x0b")
+def test_the_meter_counters_are_those_of_every_counter_line_whatever_surrounds_them(text):
+    assert meter_counters(text) == _counters_by_any_line(text)
 
 
 def test_a_kept_telegram_loses_characters_no_database_stores():
