@@ -21,10 +21,9 @@ from domain.usage import (
     SampleColumns,
     affected_hour_ranges,
     energy_by_hour,
-    energy_by_hour_of,
     energy_rollups,
+    energy_rollups_of,
     hour_of,
-    hour_rollups,
 )
 from repository import settings
 from repository.db import UNAVAILABLE_ERRORS, BaseModel, GroupCommit, database, grouped_write, is_sqlite
@@ -182,9 +181,7 @@ def store_columns(meter_id: str, samples: SampleColumns, max_gap: int) -> None:
         low = bisect.bisect_left(times, first_hour - max_gap)
         high = bisect.bisect_right(times, last_hour + HOUR + max_gap)
         range_times, range_values = times[low:high], values[low:high]
-        energy = hour_rollups(
-            energy_by_hour_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR, QUARTER)
-        )
+        energy = energy_rollups_of(range_times, range_values, max_gap, first_hour, last_hour + HOUR)
         plans.append((range_times, range_values, energy))
     if not is_sqlite():
         _store_postgres(meter_id, times, values, plans, max_gap)

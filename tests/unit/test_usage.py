@@ -1,16 +1,23 @@
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInput
 from domain.usage import (
+    HOUR,
+    QUARTER,
     Reading,
     SampleColumns,
+    _evenly_spaced_rollups,
     affected_hour_ranges,
     check_readings,
     energy_by_hour,
+    energy_by_hour_of,
+    energy_rollups_of,
+    hour_of,
+    hour_rollups,
     latest_per_time,
     usage,
 )
@@ -176,3 +183,41 @@ def test_affected_hours_are_every_hour_within_the_gap_of_a_new_sample(times, max
     expected = reference_affected_ranges(times, max_gap)
     assert affected_hour_ranges(times, max_gap) == expected
     assert affected_hour_ranges(sorted(set(times)), max_gap) == expected
+
+
+@settings(max_examples=300)
+@given(
+    step=st.sampled_from([1, 5, 30, 60, 100, 300, 450, 900, 7, 120, 1800]),
+    count=st.integers(1, 400),
+    first_multiple=st.integers(-50, 5_000),
+    offset=st.sampled_from([0, 0, 0, 1, 29]),
+    values=st.lists(st.floats(0, 50, allow_nan=False), min_size=1, max_size=50),
+    window=st.tuples(st.integers(-3, 1), st.integers(-1, 3)),
+    max_gap=st.sampled_from([300, 900, 3600]),
+    jitter=st.booleans(),
+)
+def test_rollups_of_evenly_spaced_samples_equal_the_interval_by_interval_sum(
+    step, count, first_multiple, offset, values, window, max_gap, jitter
+):
+    first = first_multiple * step + offset
+    times = [first + step * i for i in range(count)]
+    if jitter and count > 2:
+        times[count // 2] += 1 if step > 1 else 0  # a clock that slipped a second: not evenly spaced
+    readings = [values[i % len(values)] for i in range(count)]
+    start = hour_of(first) + window[0] * HOUR
+    end = hour_of(times[-1]) + window[1] * HOUR
+    assume(start < end)
+
+    fast = energy_rollups_of(times, readings, max_gap, start, end)
+    expected = hour_rollups(energy_by_hour_of(times, readings, max_gap, start, end, QUARTER))
+
+    assert fast.keys() == expected.keys()
+    for hour, rollup in expected.items():
+        assert fast[hour] == pytest.approx(rollup, rel=1e-12, abs=1e-12)
+
+
+def test_evenly_spaced_samples_take_the_quarter_sums_and_uneven_ones_the_interval_loop():
+    assert _evenly_spaced_rollups([0, 60, 120, 180], [1.0, 2.0, 3.0, 4.0], 3600, 0, 3600) is not None
+    assert _evenly_spaced_rollups([0, 60, 121, 180], [1.0, 2.0, 3.0, 4.0], 3600, 0, 3600) is None  # jitter
+    assert _evenly_spaced_rollups([30, 90, 150], [1.0, 2.0, 3.0], 3600, 0, 3600) is None  # off the quarter grid
+    assert _evenly_spaced_rollups([0, 3600, 7200], [1.0, 2.0, 3.0], 3600, 0, 7200) is None  # crosses quarters
