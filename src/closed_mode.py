@@ -1,8 +1,8 @@
 """The served OpenAPI document in either access mode (README "Closed mode").
 
-The spec files declare, on each JOI and OMS operation that REQUIRE_AUTH=1 closes, the security that closed
-mode asks for, marked `x-require-auth: true`. In the default open mode those operations take no credentials
-(the seeds document none), so their requirements are dropped here before Connexion reads the document: the
+The spec files declare, on each JOI, OMS and mailing operation that REQUIRE_AUTH=1 closes, the security that
+closed mode asks for, marked `x-require-auth: true`. In the default open mode those operations take no
+credentials (the seeds document none), so their requirements are dropped here before Connexion reads the document: the
 security middleware asks nothing, and the served document says so.
 """
 

@@ -113,7 +113,8 @@ class Config:
     modbus_concurrency: int = 100  # hosts talked to at once in a round
     # DSMR statistics (issue 15): readings further apart than this book nothing between them (an outage).
     dsmr_max_gap_seconds: int = 3600
-    # Closed mode (README "Closed mode"): the JOI and OMS endpoints need a device key or a user's token.
+    # Closed mode (README "Closed mode"): the JOI and OMS endpoints need a device key or a user's token,
+    # the mailing endpoints an admin's token.
     require_auth: bool = False
     # --- Limits (src/limits.py, README "Limits") ---
     max_body_bytes: int = 4 * 1024 * 1024  # a longer request body answers 413, read no further

@@ -1,7 +1,8 @@
-"""Closed mode (REQUIRE_AUTH=1): the `deviceKey` security scheme, who the caller of a JOI or OMS operation is,
-the checks those operations make, and the admin endpoints for device keys and the meters linked to users.
+"""Closed mode (REQUIRE_AUTH=1): the `deviceKey` security scheme, who the caller of a JOI, OMS or mailing
+operation is, the checks those operations make, and the admin endpoints for device keys and the meters linked
+to users.
 
-The spec declares the closed-mode security on each JOI and OMS operation it closes (`x-require-auth: true`);
+The spec declares the closed-mode security on each JOI, OMS and mailing operation it closes (`x-require-auth: true`);
 in the default open mode closed_mode.py drops those requirements from the spec, so nobody is asked for
 anything and `caller()` is OPEN. With REQUIRE_AUTH=1 Connexion's security middleware has authenticated the
 caller (401 otherwise) before an operation runs; the operation then asks may_… for the meter or device named.
@@ -27,6 +28,7 @@ from domain.access import (
     check_presented_key,
     issue_device_key,
     may_export_oms,
+    may_operate_mailings,
     may_read_meter,
     may_write_meter,
     may_write_oms_device,
@@ -130,6 +132,11 @@ def require_oms_export() -> None:
     who = caller()
     if not may_export_oms(who):
         raise Forbidden("the OMS export and device list are for admins (billing staff log in with an admin account)")
+
+
+def require_mailings_operator() -> None:
+    if not may_operate_mailings(caller()):
+        raise Forbidden("the clients and mailings are for admins (operators log in with an admin account)")
 
 
 def may_scrape_as_admin(authorization: str | None) -> bool:

@@ -14,6 +14,7 @@ from flask import Response, request
 
 import logs
 import tasks
+from controllers.access import require_mailings_operator
 from controllers.responses import json_response
 from domain.mailings import Client, Mailing, client_from_json, mailing_from_json, message_data
 from repository import mailings as mailings_repo
@@ -78,6 +79,7 @@ def _page(results: list, total: int, limit: int, offset: int) -> dict:
 
 
 def create_client(body: dict):
+    require_mailings_operator()
     client = mailings_repo.create_client(client_from_json(body))
     log.info(
         "client_id=%d created: phone=%s operator_code=%s tag=%s",
@@ -90,15 +92,18 @@ def create_client(body: dict):
 
 
 def list_clients(limit: int = 100, offset: int = 0, tag: str | None = None, operator_code: str | None = None):
+    require_mailings_operator()
     clients, total = mailings_repo.list_clients(limit, offset, tag=tag, operator_code=operator_code)
     return json_response(_page([_client_json(client) for client in clients], total, limit, offset))
 
 
 def get_client(id_: int):
+    require_mailings_operator()
     return json_response(_client_json(mailings_repo.get_client(id_)))
 
 
 def update_client(id_: int, body: dict):
+    require_mailings_operator()
     client = mailings_repo.update_client(client_from_json(body, client_id=id_))
     log.info(
         "client_id=%d updated: phone=%s operator_code=%s tag=%s",
@@ -111,6 +116,7 @@ def update_client(id_: int, body: dict):
 
 
 def delete_client(id_: int):
+    require_mailings_operator()
     dropped = mailings_repo.delete_client(id_)
     log.info("client_id=%d deleted with %d unsent messages", id_, dropped)
     return _no_content()
@@ -120,6 +126,7 @@ def delete_client(id_: int):
 
 
 def create_mailing(body: dict):
+    require_mailings_operator()
     mailing = mailings_repo.create_mailing(mailing_from_json(body), _now())
     log.info(
         "mailing_id=%d created: start_time=%s end_time=%s filters operator_code=%s tag=%s window=%s-%s",
@@ -146,17 +153,20 @@ def _start_at_once(mailing_id: int) -> None:
 
 
 def all_statistics():
+    require_mailings_operator()
     return json_response(
         {"message_data": message_data(mailings_repo.status_counts()), "total_mailings": mailings_repo.mailing_count()}
     )
 
 
 def get_mailing(id_: int):
+    require_mailings_operator()
     mailing = mailings_repo.get_mailing(id_)
     return json_response({**_mailing_json(mailing), "message_data": message_data(mailings_repo.status_counts(id_))})
 
 
 def update_mailing(id_: int, body: dict):
+    require_mailings_operator()
     mailing = mailings_repo.update_mailing(mailing_from_json(body, mailing_id=id_), _now())
     log.info(
         "mailing_id=%d updated: start_time=%s end_time=%s",
@@ -168,12 +178,14 @@ def update_mailing(id_: int, body: dict):
 
 
 def delete_mailing(id_: int):
+    require_mailings_operator()
     mailings_repo.delete_mailing(id_, _now())
     log.info("mailing_id=%d deleted", id_)
     return _no_content()
 
 
 def list_messages(id_: int, limit: int = 100, offset: int = 0, status: str | None = None):
+    require_mailings_operator()
     mailings_repo.get_mailing(id_)  # 404 for an unknown mailing
     page, total = mailings_repo.messages(id_, limit, offset, status=status)
     results = [

@@ -204,6 +204,12 @@ def may_export_oms(caller: Caller) -> bool:
     return caller.open_mode or caller.is_admin
 
 
+def may_operate_mailings(caller: Caller) -> bool:
+    """Clients (their phone numbers) and mailings (texts sent through the operator's paid send API): admins
+    (operators log in as one) only, in closed mode."""
+    return caller.open_mode or caller.is_admin
+
+
 def write_refusal(caller: Caller, what: str) -> str:
     if caller.user is not None:
         return f"your account may not write {what}: writes need its device key (or an admin's token)"

@@ -324,3 +324,61 @@ def test_the_pages_follow_closed_mode_a_linked_user_sees_their_meter_and_only_ad
     assert log_in(client, "admin").status_code == 303
     assert client.get(f"/dashboard/meters/{OTHER_METER}").status_code == 200
     assert client.get("/dashboard/oms").status_code == 200
+
+
+CLIENT = {"phone": "78218173218", "operator_code": "123", "timezone": "Europe/Moscow"}
+MAILING = {
+    "start_time": "2030-01-01T00:00:00Z",
+    "end_time": "2030-01-02T00:00:00Z",
+    "text": "Your meter reading is due",
+}
+MAILINGS_CALLERS = {
+    "nobody": 401,
+    "unknown token": 401,
+    "meter key": 401,
+    "gateway key": 401,
+    "alice": 403,
+    "bob": 403,
+}
+
+
+def test_every_client_and_mailing_operation_is_for_admins_and_a_refused_one_changes_nothing(world):
+    client = world.client
+    admin = world.admin.headers
+    made = client.post("/api/v1/clients/", json=CLIENT, headers=admin)
+    assert made.status_code == 201, made.text
+    client_id = made.json()["id"]
+    mailing = client.post("/api/v1/mailings/", json=MAILING, headers=admin)
+    assert mailing.status_code == 201, mailing.text
+    mailing_id = mailing.json()["id"]
+    other_client = {**CLIENT, "phone": "78218173219"}
+    operations = [
+        (lambda h: client.post("/api/v1/clients/", json=other_client, headers=h), 201),
+        (lambda h: client.get("/api/v1/clients/", headers=h), 200),
+        (lambda h: client.get(f"/api/v1/clients/{client_id}", headers=h), 200),
+        (lambda h: client.put(f"/api/v1/clients/{client_id}", json={**CLIENT, "tag": "vip"}, headers=h), 200),
+        (lambda h: client.post("/api/v1/mailings/", json=MAILING, headers=h), 201),
+        (lambda h: client.get("/api/v1/mailings/", headers=h), 200),
+        (lambda h: client.get(f"/api/v1/mailings/{mailing_id}", headers=h), 200),
+        (lambda h: client.put(f"/api/v1/mailings/{mailing_id}", json={**MAILING, "text": "x"}, headers=h), 200),
+        (lambda h: client.get(f"/api/v1/mailings/{mailing_id}/messages", headers=h), 200),
+        (lambda h: client.delete(f"/api/v1/mailings/{mailing_id}", headers=h), 204),
+        (lambda h: client.delete(f"/api/v1/clients/{client_id}", headers=h), 204),
+    ]
+    for send, admins_status in operations:
+        check_matrix(world, send, MAILINGS_CALLERS)
+        # the refusals changed nothing: the admin's own call still finds what it expects
+        assert send(admin).status_code == admins_status
+    assert client.get("/api/v1/clients/", headers=admin).json()["count"] == 1  # only the admin's second client
+    assert client.get("/api/v1/clients", headers={}).status_code == 401  # the path without its slash too
+
+
+def test_the_served_document_declares_the_mailings_security_only_in_closed_mode(world, database_url):
+    from app import create_app
+
+    closed = world.client.get("/openapi.json").json()
+    assert closed["paths"]["/api/v1/mailings/"]["post"]["security"] == [{"bearer": []}, {"token": []}]
+    with create_app(Config(database_url=database_url)).test_client() as open_client:
+        served = open_client.get("/openapi.json").json()
+        assert "security" not in served["paths"]["/api/v1/mailings/"]["post"]
+        assert open_client.post("/api/v1/clients/", json=CLIENT).status_code == 201
