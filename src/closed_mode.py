@@ -2,8 +2,8 @@
 
 The spec files declare, on each JOI, OMS and mailing operation that REQUIRE_AUTH=1 closes, the security that
 closed mode asks for, marked `x-require-auth: true`. In the default open mode those operations take no
-credentials (the seeds document none), so their requirements are dropped here before Connexion reads the document: the
-security middleware asks nothing, and the served document says so.
+credentials (the seeds document none), so their requirements are dropped here before Connexion reads the
+document: the security middleware asks nothing, and the served document says so.
 """
 
 from __future__ import annotations

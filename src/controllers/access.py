@@ -2,10 +2,11 @@
 operation is, the checks those operations make, and the admin endpoints for device keys and the meters linked
 to users.
 
-The spec declares the closed-mode security on each JOI, OMS and mailing operation it closes (`x-require-auth: true`);
-in the default open mode closed_mode.py drops those requirements from the spec, so nobody is asked for
-anything and `caller()` is OPEN. With REQUIRE_AUTH=1 Connexion's security middleware has authenticated the
-caller (401 otherwise) before an operation runs; the operation then asks may_… for the meter or device named.
+The spec declares the closed-mode security on each JOI, OMS and mailing operation it closes
+(`x-require-auth: true`); in the default open mode closed_mode.py drops those requirements from the spec, so
+nobody is asked for anything and `caller()` is OPEN. With REQUIRE_AUTH=1 Connexion's security middleware has
+authenticated the caller (401 otherwise) before an operation runs; the operation then asks may_… for the
+meter or device named.
 """
 
 from __future__ import annotations
