@@ -311,6 +311,19 @@ def load_meters(database_url: str, meters: dict[str, list[tuple[int, float]]]) -
     return time.perf_counter() - started
 
 
+def page_hours(database_url: str) -> int:
+    """The pass of the queue worker's page_sealed_hours task (`make run` runs it every minute): pack the
+    samples of past hours into hour pages. The bench's server runs without a worker. Returns samples paged."""
+    from repository import db, sample_pages
+
+    db.open_database(database_url)
+    db.connect()
+    try:
+        return sample_pages.page_sealed_hours(int(time.time()))
+    finally:
+        db.close_all()
+
+
 def check_compare(server_url: str, meter: str, samples: list[tuple[int, float]]) -> str:
     plans = http_json(f"{server_url}/price-plans")
     answer = http_json(f"{server_url}/price-plans/compare-all/{meter}")

@@ -1,8 +1,9 @@
 """`python src/cli.py verify-statistics [--fix]`: stored statistics against a full recomputation.
 
 Compares every DSMR installation's hour and day statistics, gaps and hourly kWh for the price plans, and every
-JOI meter's hourly rollups, with what the readings give; prints each difference and exits 1 when any differs.
-`--fix` rebuilds what differs (and then exits 0).
+JOI meter's hourly rollups and hour pages, with what the readings give; prints each difference and exits 1
+when any differs. `--fix` rebuilds what differs (pages that differ are dropped, for the queue worker to make
+again) and then exits 0.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def verify_statistics(config: Config, args: argparse.Namespace) -> int:
         ]
         if joi_differing and args.fix:
             readings_repo.rebuild_rollups(config.max_reading_gap_seconds)
+        paged_differing = [
+            meter_id
+            for meter_id in readings_repo.sampled_meters()
+            if _reported(f"{meter_id} (hour pages)", readings_repo.page_differences(meter_id))
+        ]
+        if args.fix:
+            for meter_id in paged_differing:
+                readings_repo.drop_pages(meter_id)
+        joi_differing = sorted(set(joi_differing) | set(paged_differing))
         total = differing + len(joi_differing)
         if not total:
             print("statistics agree with a recomputation from the readings")

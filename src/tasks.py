@@ -51,7 +51,7 @@ import metrics
 import modbus_reader
 import mqtt_publisher
 from config import Config
-from repository import db, leases, migrations
+from repository import db, leases, migrations, sample_pages
 from repository import modbus as modbus_repo
 from repository import silesia as silesia_repo
 
@@ -266,6 +266,23 @@ def send_mailing_report() -> None:
 
 every(settings.mailing_dispatch_seconds, dispatch_mailings)
 every(60, send_mailing_report)
+
+
+# --- JOI hour pages ------------------------------------------------------------------------------
+
+
+@huey.task()
+def page_sealed_hours() -> None:
+    """Pack the JOI kW samples of hours that ended ten minutes ago into hour pages, which readings/read
+    fetches instead of their rows (repository/sample_pages.py; SQLite only). Runs that overlap are safe:
+    each transaction reads the meter's mark again under the write lock."""
+    with database_connection():
+        paged = sample_pages.page_sealed_hours(int(time.time()))
+    if paged:
+        log.info("hour pages: %d samples paged", paged)
+
+
+every(60, page_sealed_hours)
 
 
 # --- Modbus polling (SilesiaSolar hosts) ---------------------------------------------------------

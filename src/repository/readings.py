@@ -25,7 +25,7 @@ from domain.usage import (
     energy_rollups_of,
     hour_of,
 )
-from repository import settings
+from repository import sample_pages, settings
 from repository.db import UNAVAILABLE_ERRORS, BaseModel, GroupCommit, database, grouped_write, is_sqlite
 
 ROLLUP_GAP_SETTING = "rollup_max_gap_seconds"
@@ -206,6 +206,8 @@ def _store_in_transaction(
     # written are not read back.
     sides = [_StoredSides.read(meter_key, times, max_gap) for times, _, _ in plans]
     upsert.execute(meter_key)
+    for times, _, _ in plans:
+        sample_pages.forget(meter_key, times[0], times[-1])
     changes = []
     for (times, values, energy), stored in zip(plans, sides, strict=True):
         if stored.only_new_inside_after(meter_key, times):
@@ -707,8 +709,17 @@ def sample_pairs(
     meter_id: str, start: int | None = None, end: int | None = None, limit: int | None = None
 ) -> list[tuple[int, float]]:
     """samples_between as plain (time, kW) tuples: readings/read answers thousands of them, and making a
-    Reading of each cost as much as fetching it."""
-    return _sample_rows(meter_id, start, end, limit)
+    Reading of each cost as much as fetching it. On SQLite a whole window of at most PAGED_WINDOW_SECONDS
+    comes from the hour pages (repository/sample_pages.py)."""
+    paged = sample_pages.in_use() and limit is None and start is not None and end is not None
+    if not paged or not 0 <= end - start <= PAGED_WINDOW_SECONDS:
+        return _sample_rows(meter_id, start, end, limit)
+    key = _meter_key(meter_id) if database.in_transaction() else _key_cache.get(meter_id)
+    return [] if key is None else sample_pages.window(key, start, end)
+
+
+# A longer window, or a page of one (a limit), takes the rows with SQL's LIMIT: pages would be decoded whole.
+PAGED_WINDOW_SECONDS = 2 * 86_400
 
 
 def samples_around(meter_id: str, start: int, end: int, max_gap: int) -> list[tuple[int, float]]:
@@ -833,6 +844,7 @@ def delete_samples(meter_id: str, start: int | None, end: int | None, max_gap: i
         if low is None:
             return 0
         deleted = database.execute_sql(f"DELETE FROM meter_samples WHERE {where}", params).rowcount
+        sample_pages.forget(key, low, high)
         remaining = _key_samples_reaching(key, low, high)
         before = [time for time, _ in remaining if time < low]
         after = [time for time, _ in remaining if time > high]
@@ -854,6 +866,7 @@ def delete_meter(meter_id: str) -> int:
         deleted = 0
         if key is not None:
             deleted = database.execute_sql(f"DELETE FROM meter_samples WHERE meter_key = {_param()}", (key,)).rowcount
+            sample_pages.forget_meter(key)
         EnergyHour.delete().where((EnergyHour.meter_kind == JOI) & (EnergyHour.meter_id == meter_id)).execute()
         return deleted
 
@@ -1048,6 +1061,19 @@ def rollup_differences(meter_id: str, max_gap: int) -> list[str]:
         return []
     wanted = energy_rollups(samples, max_gap, hour_of(samples[0][0]), hour_of(samples[-1][0]) + HOUR)
     return energy_differences(hourly_energy(meter_id, JOI), wanted)
+
+
+def page_differences(meter_id: str) -> list[str]:
+    """How a JOI meter's hour pages differ from its samples (SQLite; see repository/sample_pages.py)."""
+    key = _meter_key(meter_id)
+    return [] if key is None else sample_pages.differences(key)
+
+
+def drop_pages(meter_id: str) -> None:
+    """Drop a JOI meter's hour pages: reads take its rows until the queue worker pages them again."""
+    key = _meter_key(meter_id)
+    if key is not None:
+        grouped_write(lambda: sample_pages.forget_meter(key))
 
 
 # --- reduced series for the web pages (controllers/pages_meters.py) -----------------------------------------

@@ -177,8 +177,22 @@ def _rollups_by_kind_with_quarters(migrator, db: peewee.Database) -> None:
     db.execute_sql("DELETE FROM settings WHERE key IN ('rollup_max_gap_seconds', 'dsmr_statistics_rule')")
 
 
+def _hour_pages(migrator, db: peewee.Database) -> None:
+    """SQLite only: each meter's kW samples of a past UTC hour packed into one row, which readings/read of a
+    day fetches 24 of instead of 1,440 sample rows (repository/sample_pages.py). Empty at first: the queue
+    worker pages existing samples within a minute, and until then reads take the rows."""
+    if not isinstance(db, peewee.SqliteDatabase):
+        return
+    db.execute_sql(
+        "CREATE TABLE sample_pages (meter_key INTEGER NOT NULL, hour_start INTEGER NOT NULL,"
+        " times BLOB NOT NULL, readings BLOB NOT NULL, PRIMARY KEY (meter_key, hour_start))"
+    )
+    db.execute_sql("CREATE TABLE sample_page_marks (meter_key INTEGER PRIMARY KEY, paged_until INTEGER NOT NULL)")
+
+
 MIGRATIONS = [
     ("joi_0001_readings_rollups_plans_accounts", _initial_schema),
     ("joi_0002_integer_meter_keys", _integer_meter_keys),
     ("joi_0003_rollups_by_kind_with_quarters", _rollups_by_kind_with_quarters),
+    ("joi_0004_hour_pages", _hour_pages),
 ]
