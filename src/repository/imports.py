@@ -57,7 +57,7 @@ def import_samples(meter_id: str, times: list[int], values: list[float], max_gap
     inserted = _insert_samples(meter_key, times, values, clash_possible)
     if not inserted:  # every sample was stored already: the samples, so their rollups, are as they were
         return ImportedSamples(0, len(times), differing)
-    sample_pages.forget(meter_key, times[0], times[-1])
+    sample_pages.forget(meter_key, times[0])
     for first_hour, last_hour, low, high, stored in windows:
         merged_times, merged_values = _merged(stored, times, values, low, high)
         energy = bulk_hour_rollups(merged_times, merged_values, max_gap, first_hour, last_hour + HOUR)

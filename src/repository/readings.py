@@ -206,8 +206,7 @@ def _store_in_transaction(
     # written are not read back.
     sides = [_StoredSides.read(meter_key, times, max_gap) for times, _, _ in plans]
     upsert.execute(meter_key)
-    for times, _, _ in plans:
-        sample_pages.forget(meter_key, times[0], times[-1])
+    sample_pages.forget(meter_key, min(times[0] for times, _, _ in plans))
     changes = []
     for (times, values, energy), stored in zip(plans, sides, strict=True):
         if stored.only_new_inside_after(meter_key, times):
@@ -844,7 +843,7 @@ def delete_samples(meter_id: str, start: int | None, end: int | None, max_gap: i
         if low is None:
             return 0
         deleted = database.execute_sql(f"DELETE FROM meter_samples WHERE {where}", params).rowcount
-        sample_pages.forget(key, low, high)
+        sample_pages.forget(key, low)
         remaining = _key_samples_reaching(key, low, high)
         before = [time for time, _ in remaining if time < low]
         after = [time for time, _ in remaining if time > high]

@@ -7,14 +7,12 @@ float64 readings, little-endian), so a day is 24 rows, decoded by C code.
 
 `meter_samples` stays the storage every writer and every other reader uses; pages are only a copy, made
 by the queue worker's `page_sealed_hours` (every minute) for hours that ended PAGE_DELAY_SECONDS ago, so
-the write path does no packing. Two rules keep the copy exact:
-
-- a page equals the samples stored in its hour (a writer that changes an hour drops its page, in the same
-  transaction: `forget`);
-- each meter has a mark (`paged_until`): every hour before it that has samples has a page. So a read
-  takes hours before the mark from pages alone (an hour without a page has no samples), and the samples
-  from the mark on from `meter_samples`, leaving out the hours that have a page. A writer that changes an
-  hour before the mark moves the mark back to it; the next paging run pages that hour again.
+the write path does no packing. Each meter has a mark (`paged_until`), and the copy is exact by one rule:
+every hour before the mark that holds samples has a page equal to them, and no hour from the mark on has
+one. So a read takes the hours before the mark from their pages alone (an hour without a page there has no
+samples) and the rest from `meter_samples`. A writer that changes an hour before the mark moves the mark
+back to that hour and drops the pages from it on, in its own transaction (`forget`); the next paging run
+pages them again. An append past the mark, the usual store, costs one UPDATE that matches no row.
 
 PostgreSQL has no pages: its server does the per-row work, and reads there take the rows.
 """
@@ -30,7 +28,7 @@ from domain.usage import HOUR, hour_of
 from repository.db import database, grouped_write, is_sqlite
 
 PAGE_DELAY_SECONDS = 600  # late samples drop a page again, so this only saves paging an hour twice
-ROWS_PER_PAGING_TRANSACTION = 20_000  # above 3,600 (an hour's most samples); keeps the write lock short
+ROWS_PER_PAGING_TRANSACTION = 10_000  # above 3,600 (an hour's most samples); keeps the write lock short
 _NO_MARK = -(2**63)
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -63,56 +61,47 @@ def decode(times: bytes, readings: bytes) -> tuple[array, array]:
 # --- reading ----------------------------------------------------------------------------------------------------
 
 _WINDOW_SQL = (
-    # One statement, so pages and rows come from one snapshot (a write between two would tear the answer).
-    "SELECT hour_start, times, readings FROM sample_pages WHERE meter_key = ?1 AND hour_start >= ?2"
+    # One statement, so pages and rows come from one snapshot (a write between two would tear the answer);
+    # SQLite merges the two index-ordered halves for the ORDER BY, sorting nothing.
+    "SELECT hour_start, times, readings, hour_start FROM sample_pages WHERE meter_key = ?1 AND hour_start >= ?2"
     " AND hour_start <= ?4"
-    ' UNION ALL SELECT NULL, "time", reading FROM meter_samples WHERE meter_key = ?1'
+    ' UNION ALL SELECT NULL, "time", reading, "time" FROM meter_samples WHERE meter_key = ?1'
     ' AND "time" >= MAX(?3, COALESCE((SELECT paged_until FROM sample_page_marks WHERE meter_key = ?1), ?3))'
-    ' AND "time" <= ?4'
+    ' AND "time" <= ?4 ORDER BY 4'
 )
 
 
 def window(meter_key: int, start: int, end: int) -> list[tuple[int, float]]:
     """The meter's samples with start <= time <= end, sorted by time, as (time, kW) pairs."""
     pairs: list[tuple[int, float]] = []
-    loose: list[tuple[int, float]] = []
-    paged_hours = set()
-    for hour_start, times, readings in database.execute_sql(_WINDOW_SQL, (meter_key, hour_of(start), start, end)):
-        if hour_start is None:  # a row of meter_samples: `times` is its time, `readings` its reading
-            loose.append((times, readings))
+    for hour_start, times, readings, _ in database.execute_sql(_WINDOW_SQL, (meter_key, hour_of(start), start, end)):
+        if hour_start is None:  # a row of meter_samples, from the mark on: `times` is its time, `readings` its kW
+            pairs.append((times, readings))
             continue
-        paged_hours.add(hour_start)
         page_times, page_readings = decode(times, readings)
         low = 0 if hour_start >= start else bisect.bisect_left(page_times, start)
         high = len(page_times) if hour_start + HOUR - 1 <= end else bisect.bisect_right(page_times, end)
         pairs.extend(zip(page_times[low:high], page_readings[low:high], strict=True))
-    if not paged_hours:
-        return loose
-    if loose:
-        # Rows from the mark on: those of an hour paged again after a write moved the mark back are in the
-        # page already. The rest lie in hours without a page, so sorting merges them in.
-        pairs.extend(pair for pair in loose if hour_of(pair[0]) not in paged_hours)
-        pairs.sort()
     return pairs
 
 
 # --- keeping pages exact (called by every writer of meter_samples, in its transaction) -------------------------
 
 
-def forget(meter_key: int, first_time: int, last_time: int) -> None:
-    """Samples of the meter from first_time to last_time were written or deleted: drop the pages of their
-    hours, and move the meter's mark back to the first of them (a no-op for an append past the mark)."""
+def forget(meter_key: int, first_time: int) -> None:
+    """Samples of the meter from first_time on were written or deleted: move its mark back to their first
+    hour if it lies past it, and drop the pages from there on."""
     if not in_use():
         return
-    first_hour, last_hour = hour_of(first_time), hour_of(last_time)
-    database.execute_sql(
-        "DELETE FROM sample_pages WHERE meter_key = ? AND hour_start >= ? AND hour_start <= ?",
-        (meter_key, first_hour, last_hour),
-    )
-    database.execute_sql(
+    first_hour = hour_of(first_time)
+    moved = database.execute_sql(
         "UPDATE sample_page_marks SET paged_until = ? WHERE meter_key = ? AND paged_until > ?",
         (first_hour, meter_key, first_hour),
-    )
+    ).rowcount
+    if moved:
+        database.execute_sql(
+            "DELETE FROM sample_pages WHERE meter_key = ? AND hour_start >= ?", (meter_key, first_hour)
+        )
 
 
 def forget_meter(meter_key: int) -> None:
@@ -162,24 +151,17 @@ def _page_some(meter_key: int, sealed: int) -> tuple[int, bool]:
     if len(rows) > ROWS_PER_PAGING_TRANSACTION:
         reached = hour_of(rows[-1][0])  # that hour may go on past the rows read: the next transaction's
         rows = rows[: bisect.bisect_left(rows, (reached,))]
-    paged = {
-        hour
-        for (hour,) in database.execute_sql(
-            "SELECT hour_start FROM sample_pages WHERE meter_key = ? AND hour_start >= ? AND hour_start < ?",
-            (meter_key, mark, reached),
-        )
-    }
     new_pages = []
     index = 0
     while index < len(rows):
         hour = hour_of(rows[index][0])
         end = bisect.bisect_left(rows, (hour + HOUR,), index)
-        if hour not in paged:  # a page that exists equals its hour's samples already
-            times, readings = zip(*rows[index:end], strict=True)
-            new_pages.append((meter_key, hour, *encode(times, readings)))
+        times, readings = zip(*rows[index:end], strict=True)
+        new_pages.append((meter_key, hour, *encode(times, readings)))
         index = end
     if new_pages:
-        database.cursor().executemany("INSERT INTO sample_pages VALUES (?, ?, ?, ?)", new_pages)
+        # No page lies past the mark; were one left there anyway, this one, made from the rows, is right.
+        database.cursor().executemany("INSERT OR REPLACE INTO sample_pages VALUES (?, ?, ?, ?)", new_pages)
     database.execute_sql(
         "INSERT INTO sample_page_marks (meter_key, paged_until) VALUES (?, ?)"
         " ON CONFLICT (meter_key) DO UPDATE SET paged_until = excluded.paged_until",
@@ -192,7 +174,7 @@ def _page_some(meter_key: int, sealed: int) -> tuple[int, bool]:
 
 
 def differences(meter_key: int) -> list[str]:
-    """How the meter's pages and mark break the two rules above (each a line)."""
+    """How the meter's pages and mark break the rule above (each a line)."""
     if not in_use():
         return []
     found = []
@@ -211,10 +193,12 @@ def differences(meter_key: int) -> list[str]:
         by_hour.setdefault(hour_of(time), []).append((time, reading))
     for hour in sorted(set(pages) | set(by_hour)):
         stored = by_hour.get(hour, [])
-        if hour in pages:
+        if hour in pages and hour >= mark:
+            found.append(f"hour page {hour} lies at or after the paged mark {mark}")
+        elif hour in pages:
             page = list(zip(*pages[hour], strict=True))
             if page != stored:
                 found.append(f"hour page {hour}: {len(page)} samples, the hour holds {len(stored)} (or other values)")
-        elif hour < mark and stored:
+        elif hour < mark:
             found.append(f"hour {hour} lies before the paged mark {mark} and has samples but no page")
     return found

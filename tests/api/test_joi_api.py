@@ -354,3 +354,23 @@ def test_the_root_is_the_start_page_that_links_to_the_api_documentation(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'href="/ui/"' in response.text
+
+
+def test_a_day_read_answers_the_same_bytes_once_its_hours_are_paged_and_a_late_reading_shows_at_once(client):
+    from repository import db, sample_pages
+
+    day_start = int(time.time()) // 3600 * 3600 - 2 * 86_400
+    store(client, "day", [(day_start + 60 * n, n / 7) for n in range(1440)])
+    window = f"/readings/read/day?from={day_start}&to={day_start + 86_399}"
+    from_rows = client.get(window).content
+    db.connect()
+    try:
+        paged = sample_pages.page_sealed_hours(int(time.time()))
+    finally:
+        db.close()
+    assert paged == (1440 if db.is_sqlite() else 0)
+    assert client.get(window).content == from_rows
+    store(client, "day", [(day_start + 90, 42.0)])
+    late = client.get(window).json()
+    assert late[1:3] == [{"time": day_start + 60, "reading": 1 / 7}, {"time": day_start + 90, "reading": 42.0}]
+    assert len(late) == 1441

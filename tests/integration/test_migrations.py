@@ -173,3 +173,28 @@ def test_rollups_get_a_meter_kind_keeping_every_row_and_are_rebuilt_with_quarter
         assert readings_repo.hourly_energy("sampled", readings_repo.JOI) == {0: (2.0, 0.5, 1.0, 1.5)}
     finally:
         db.close_all()
+
+
+def test_hour_pages_come_to_a_sqlite_database_made_before_them_and_its_samples_are_paged_later(config, monkeypatch):
+    from repository import db, sample_pages
+
+    before = list(migrations.AREAS)
+    up_to_three = type("JoiUpToThree", (), {"MIGRATIONS": migrations.joi.MIGRATIONS[:3]})
+    monkeypatch.setattr(migrations, "AREAS", [up_to_three])
+    db.open_database(config.database_url)
+    db.connect()
+    try:
+        migrations.migrate()
+        readings_repo.store("m", [Reading(t, 1.5) for t in range(0, 7200, 60)], 3600)
+        monkeypatch.setattr(migrations, "AREAS", before)
+        assert "joi_0004_hour_pages" in migrations.migrate()
+        tables = set(db.database.get_tables())
+        if not db.is_sqlite():
+            assert "sample_pages" not in tables  # PostgreSQL reads rows
+            return
+        assert {"sample_pages", "sample_page_marks"} <= tables
+        from_rows = readings_repo.sample_pairs("m", 0, 7199)
+        assert sample_pages.page_sealed_hours(7200 + sample_pages.PAGE_DELAY_SECONDS) == 120
+        assert readings_repo.sample_pairs("m", 0, 7199) == from_rows == [(t, 1.5) for t in range(0, 7200, 60)]
+    finally:
+        db.close_all()

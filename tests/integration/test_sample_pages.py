@@ -39,17 +39,23 @@ def _rows(meter_id: str, start: int, end: int) -> list[tuple[int, float]]:
     return readings_repo._sample_rows(meter_id, start, end)
 
 
-times = st.integers(min_value=0, max_value=SPAN - 1)
+# An hour and a second in it, so that samples spread over the six hours rather than gather near 0.
+times = st.builds(lambda hour, second: hour * HOUR + second, st.integers(0, SPAN // HOUR - 1), st.integers(0, HOUR - 1))
 values = st.floats(min_value=0, max_value=50, allow_nan=False)
 samples = st.dictionaries(times, values, min_size=1, max_size=40)
+# Each write is followed, or not, by the paging run of the hour after its first `hours` (None: no run), so
+# that writes keep meeting pages and marks.
+paging = st.one_of(st.none(), st.integers(min_value=0, max_value=SPAN // HOUR + 1))
 operations = st.lists(
-    st.one_of(
-        st.tuples(st.just("store"), st.sampled_from(METERS), samples),
-        st.tuples(st.just("import"), st.sampled_from(METERS), samples),
-        st.tuples(st.just("delete"), st.sampled_from(METERS), st.tuples(times, times)),
-        st.tuples(st.just("delete open"), st.sampled_from(METERS), st.tuples(st.booleans(), times)),
-        st.tuples(st.just("delete meter"), st.sampled_from(METERS), st.none()),
-        st.tuples(st.just("page"), st.none(), st.integers(min_value=0, max_value=SPAN + 2 * HOUR)),
+    st.tuples(
+        st.one_of(
+            st.tuples(st.just("store"), st.sampled_from(METERS), samples),
+            st.tuples(st.just("import"), st.sampled_from(METERS), samples),
+            st.tuples(st.just("delete"), st.sampled_from(METERS), st.tuples(times, times)),
+            st.tuples(st.just("delete open"), st.sampled_from(METERS), st.tuples(st.booleans(), times)),
+            st.tuples(st.just("delete meter"), st.sampled_from(METERS), st.none()),
+        ),
+        paging,
     ),
     min_size=1,
     max_size=12,
@@ -69,18 +75,18 @@ def _apply(operation: str, meter_id: str | None, argument) -> None:
     elif operation == "delete open":
         from_start, at = argument
         readings_repo.delete_samples(meter_id, None if from_start else at, at if from_start else None, GAP)
-    elif operation == "delete meter":
-        readings_repo.delete_meter(meter_id)
     else:
-        sample_pages.page_sealed_hours(argument + sample_pages.PAGE_DELAY_SECONDS)
+        readings_repo.delete_meter(meter_id)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=operations, windows=windows)
 def test_windows_read_through_pages_equal_the_stored_samples_whatever_was_written(sqlite_database, operations, windows):
     _empty_all()
-    for operation, meter_id, argument in operations:
+    for (operation, meter_id, argument), hours in operations:
         _apply(operation, meter_id, argument)
+        if hours is not None:
+            sample_pages.page_sealed_hours(hours * HOUR + sample_pages.PAGE_DELAY_SECONDS)
         for meter in METERS:
             key = _key(meter)
             if key is None:
@@ -100,14 +106,28 @@ def test_a_paged_day_is_read_from_its_pages_and_the_hours_after_them_from_rows(s
     assert window == [(t, v) for t, v in day if 43_200 <= t < 86_400 + 2 * HOUR]
 
 
-def test_a_write_to_a_paged_hour_drops_its_page_and_it_is_paged_again(sqlite_database):
+def test_a_write_to_a_paged_hour_drops_the_pages_from_it_on_and_they_are_paged_again(sqlite_database):
     readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 4 * HOUR, 60)], GAP)
     sample_pages.page_sealed_hours(4 * HOUR + sample_pages.PAGE_DELAY_SECONDS)
     readings_repo.store("m", [Reading(HOUR + 30, 7.0)], GAP)
     assert sample_pages.differences(_key("m")) == []
+    assert _page_hours() == [0]
     assert (HOUR + 30, 7.0) in readings_repo.sample_pairs("m", HOUR, 2 * HOUR)
-    assert sample_pages.page_sealed_hours(4 * HOUR + sample_pages.PAGE_DELAY_SECONDS) == 61
+    assert sample_pages.page_sealed_hours(4 * HOUR + sample_pages.PAGE_DELAY_SECONDS) == 3 * 60 + 1
     assert sample_pages.page_sealed_hours(4 * HOUR + sample_pages.PAGE_DELAY_SECONDS) == 0
+    assert _page_hours() == [0, HOUR, 2 * HOUR, 3 * HOUR]
+
+
+def test_an_append_past_the_mark_leaves_every_page_as_it_was(sqlite_database):
+    readings_repo.store("m", [Reading(t, 1.0) for t in range(0, 2 * HOUR, 60)], GAP)
+    sample_pages.page_sealed_hours(2 * HOUR + sample_pages.PAGE_DELAY_SECONDS)
+    readings_repo.store("m", [Reading(2 * HOUR + 60 * n, 3.0) for n in range(5)], GAP)
+    assert _page_hours() == [0, HOUR]
+    assert sample_pages.differences(_key("m")) == []
+
+
+def _page_hours() -> list[int]:
+    return [hour for (hour,) in db.database.execute_sql("SELECT hour_start FROM sample_pages ORDER BY 1")]
 
 
 def test_paging_goes_in_transactions_of_bounded_size_and_reaches_the_end(sqlite_database, monkeypatch):
@@ -149,3 +169,15 @@ def test_verify_statistics_reports_a_page_that_differs_and_fix_drops_it(sqlite_d
     assert fixed.returncode == 0
     assert subprocess.run(command, capture_output=True, text=True, env=env, check=False).returncode == 0
     assert readings_repo.sample_pairs("m", 0, HOUR - 1) == [(t, 1.0) for t in range(0, HOUR, 60)]
+
+
+def test_the_queue_worker_pages_past_hours_every_minute(sqlite_database):
+    import time
+
+    import tasks
+
+    assert any(job.name == "page_sealed_hours" and job.seconds == 60 for job in tasks.periodic_jobs())
+    two_hours_ago = int(time.time()) // HOUR * HOUR - 2 * HOUR
+    readings_repo.store("m", [Reading(two_hours_ago + t, 1.0) for t in range(0, HOUR, 60)], GAP)
+    tasks.page_sealed_hours.call_local()
+    assert db.database.execute_sql("SELECT hour_start FROM sample_pages").fetchall() == [(two_hours_ago,)]
